@@ -1,0 +1,257 @@
+"""The admin is the console: connect, disconnect and reconnect Segment sources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from .constants import WEBHOOK_BODY_TEMPLATE
+from .forms import SECRET_FIELDS, SegmentConnectionForm
+from .models import SegmentConnection
+from .redaction import redact
+
+sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+
+REDACTED_DISPLAYS = {name: f"{name}_redacted" for name in SECRET_FIELDS}
+
+
+@admin.register(SegmentConnection)
+class SegmentConnectionAdmin(admin.ModelAdmin):
+    form = SegmentConnectionForm
+    list_display = [
+        "name",
+        "region_display",
+        "connected",
+        "healthy",
+        "forward_changes",
+        "forward_evaluations",
+        "connected_at",
+    ]
+    list_filter = ["connected", "region", "forward_changes", "forward_evaluations"]
+    search_fields = ["name", "product_id", "product_name"]
+    actions = ["connect_selected", "disconnect_selected"]
+    readonly_fields = [
+        "id",
+        "connected",
+        "connected_at",
+        "connected_by",
+        "disconnected_at",
+        "disconnected_by",
+        "unhealthy_since",
+        "unhealthy_reason",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "write_key", "region", "custom_endpoint"]}),
+        (
+            _("ConfigCat"),
+            {
+                "fields": [
+                    "product_id",
+                    "product_name",
+                    "signing_key",
+                    "clear_signing_key",
+                    "signing_key_secondary",
+                    "clear_signing_key_secondary",
+                ]
+            },
+        ),
+        (_("What it forwards"), {"fields": ["forward_changes", "forward_evaluations"]}),
+        (
+            _("Status"),
+            {
+                "fields": [
+                    "id",
+                    "connected",
+                    "connected_at",
+                    "connected_by",
+                    "disconnected_at",
+                    "disconnected_by",
+                    "unhealthy_since",
+                    "unhealthy_reason",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description=_("region"), ordering="region")
+    def region_display(self, obj: SegmentConnection) -> str:
+        return obj.region_label
+
+    @admin.display(description=_("healthy"), boolean=True)
+    def healthy(self, obj: SegmentConnection) -> bool:
+        return obj.is_healthy
+
+    @admin.display(description=_("write key"))
+    def write_key_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.write_key)
+
+    @admin.display(description=_("webhook signing key"))
+    def signing_key_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.signing_key)
+
+    @admin.display(description=_("second webhook signing key"))
+    def signing_key_secondary_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.signing_key_secondary)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*super().get_readonly_fields(request, obj), *REDACTED_DISPLAYS.values()]
+
+    def get_fieldsets(self, request: HttpRequest, obj: SegmentConnection | None = None) -> Any:
+        # The "remove this key" boxes only exist when there is a stored key to remove,
+        # and a connection being added has no status yet.
+        hidden = {"clear_signing_key", "clear_signing_key_secondary"}
+        if obj is not None:
+            hidden -= {
+                f"clear_{name}"
+                for name in ("signing_key", "signing_key_secondary")
+                if getattr(obj, name)
+            }
+        # Without the change permission every field is shown read-only, as its value:
+        # secrets must then be shown through their redacted displays.
+        shown = (
+            REDACTED_DISPLAYS
+            if obj is not None and not self.has_change_permission(request, obj)
+            else {}
+        )
+        if shown:
+            hidden |= {"clear_signing_key", "clear_signing_key_secondary"}
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [shown.get(n, n) for n in options["fields"] if n not in hidden],
+                },
+            )
+            for title, options in self.fieldsets or []
+            if obj is not None or title != _("Status")
+        ]
+
+    # -- pages -------------------------------------------------------------------------
+
+    @sensitive_secrets
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {"title": _("Connect a Segment source"), **(extra_context or {})}
+        return super().add_view(request, form_url, extra_context)
+
+    @sensitive_secrets
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        context: dict[str, Any] = {"webhook_body_template": WEBHOOK_BODY_TEMPLATE}
+        if obj is not None and obj.webhook_path:
+            context["webhook_url"] = request.build_absolute_uri(obj.webhook_path)
+        return super().change_view(
+            request, object_id, form_url, {**context, **(extra_context or {})}
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: SegmentConnection, form: Any, change: bool
+    ) -> None:
+        if not change:
+            obj.connected_by = request.user if request.user.is_authenticated else None
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/connect/",
+                self.admin_site.admin_view(self.connect_view),
+                name="{}_{}_connect".format(*info),
+            ),
+            path(
+                "<path:object_id>/disconnect/",
+                self.admin_site.admin_view(self.disconnect_view),
+                name="{}_{}_disconnect".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    # -- connect and disconnect --------------------------------------------------------
+
+    def _switch(self, request: HttpRequest, connection: SegmentConnection, connect: bool) -> bool:
+        changed = (connection.connect if connect else connection.disconnect)(by=request.user)
+        if changed:
+            self.log_change(request, connection, "Connected" if connect else "Disconnected")
+        return changed
+
+    def _switch_view(self, request: HttpRequest, object_id: str, connect: bool) -> HttpResponse:
+        connection = get_object_or_404(SegmentConnection, pk=self._pk(object_id))
+        if not self.has_change_permission(request, connection):
+            raise PermissionDenied
+        if self._switch(request, connection, connect):
+            message = (
+                _("“%(name)s” is connected again.")
+                if connect
+                else _("“%(name)s” is disconnected; it keeps its history and forwards nothing.")
+            )
+            self.message_user(request, message % {"name": connection.name}, messages.SUCCESS)
+        else:
+            state = _("connected") if connect else _("disconnected")
+            self.message_user(
+                request,
+                _("“%(name)s” was already %(state)s.") % {"name": connection.name, "state": state},
+                messages.INFO,
+            )
+        return HttpResponseRedirect(
+            reverse("admin:configcat_segment_segmentconnection_change", args=[connection.pk])
+        )
+
+    def _pk(self, object_id: str) -> Any:
+        field = self.opts.pk
+        try:
+            return field.to_python(object_id)
+        except ValidationError as exc:  # a malformed id is a missing object, not a 500
+            raise Http404(_("No Segment connection has this id.")) from exc
+
+    @method_decorator(require_POST)
+    def connect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._switch_view(request, object_id, connect=True)
+
+    @method_decorator(require_POST)
+    def disconnect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._switch_view(request, object_id, connect=False)
+
+    @admin.action(description=_("Connect / reconnect selected connections"), permissions=["change"])
+    def connect_selected(
+        self, request: HttpRequest, queryset: QuerySet[SegmentConnection]
+    ) -> TemplateResponse | None:
+        count = sum(self._switch(request, c, connect=True) for c in queryset)
+        self.message_user(
+            request,
+            ngettext("%d connection connected.", "%d connections connected.", count) % count,
+            messages.SUCCESS,
+        )
+        return None
+
+    @admin.action(description=_("Disconnect selected connections"), permissions=["change"])
+    def disconnect_selected(
+        self, request: HttpRequest, queryset: QuerySet[SegmentConnection]
+    ) -> TemplateResponse | None:
+        count = sum(self._switch(request, c, connect=False) for c in queryset)
+        self.message_user(
+            request,
+            ngettext("%d connection disconnected.", "%d connections disconnected.", count) % count,
+            messages.SUCCESS,
+        )
+        return None

@@ -1,0 +1,81 @@
+"""System checks: misconfiguration is reported by ``manage.py check``, not in production.
+
+Ids are stable and documented in ``docs/settings.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.urls import NoReverseMatch, reverse
+
+from .conf import SETTING_NAME, find_problems
+
+_KIND_IDS = {
+    "type": "configcat_segment.E001",
+    "unknown": "configcat_segment.E002",
+    "invalid": "configcat_segment.E003",
+}
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if raw is None:
+        return []
+    return [
+        checks.Error(message, hint=hint, id=_KIND_IDS[kind])
+        for kind, message, hint in find_problems(raw)
+    ]
+
+
+def check_rest_framework(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if apps.is_installed("rest_framework"):
+        return []
+    return [
+        checks.Error(
+            "configcat_segment needs Django REST framework, which is not in INSTALLED_APPS.",
+            hint='Add "rest_framework" to INSTALLED_APPS.',
+            id="configcat_segment.E004",
+        )
+    ]
+
+
+def check_segment_logger(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if settings.DEBUG or not logging.getLogger("segment").isEnabledFor(logging.DEBUG):
+        return []
+    return [
+        checks.Warning(
+            "The 'segment' logger records DEBUG messages while DEBUG is off. "
+            "segment-analytics-python logs every request body at DEBUG, write key included.",
+            hint="Set the 'segment' logger (or the root logger) to INFO or higher in LOGGING.",
+            id="configcat_segment.W001",
+        )
+    ]
+
+
+def check_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        reverse("configcat_segment:webhook", kwargs={"connection_id": uuid.UUID(int=0)})
+    except NoReverseMatch:
+        return [
+            checks.Warning(
+                "configcat_segment's URLs are not in the URLconf, so ConfigCat cannot reach "
+                "its webhooks and the event log is not served.",
+                hint='Add path("configcat-segment/", include("configcat_segment.urls")) '
+                "to your urlpatterns.",
+                id="configcat_segment.W004",
+            )
+        ]
+    return []
+
+
+def register() -> None:
+    checks.register(check_settings)
+    checks.register(check_rest_framework)
+    checks.register(check_segment_logger)
+    checks.register(check_urls, checks.Tags.urls)

@@ -1,0 +1,354 @@
+"""Connections to Segment, received webhooks, and the events table (outbox and log in one)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import regions
+from .constants import FLAG_CHANGED, FLAG_EVALUATED
+from .redaction import redact
+from .validators import validate_endpoint, validate_signing_key, validate_write_key
+
+
+def _new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+class Region(models.TextChoices):
+    US = regions.US, _("US — api.segment.io")
+    EU = regions.EU, _("EU — events.eu1.segmentapis.com")
+    CUSTOM = regions.CUSTOM, _("Custom endpoint")
+
+
+class SegmentConnectionQuerySet(models.QuerySet["SegmentConnection"]):
+    def connected(self) -> SegmentConnectionQuerySet:
+        return self.filter(connected=True)
+
+    def forwarding_changes(self) -> SegmentConnectionQuerySet:
+        return self.filter(connected=True, forward_changes=True)
+
+    def forwarding_evaluations(self) -> SegmentConnectionQuerySet:
+        return self.filter(connected=True, forward_evaluations=True)
+
+
+class SegmentConnection(models.Model):
+    """A Segment source that events are sent to, and the ConfigCat webhook that feeds it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    write_key = models.CharField(_("write key"), max_length=255, validators=[validate_write_key])
+    region = models.CharField(_("region"), max_length=10, choices=Region.choices, default=Region.US)
+    custom_endpoint = models.CharField(
+        _("custom endpoint"),
+        max_length=500,
+        blank=True,
+        validators=[validate_endpoint],
+        help_text=_(
+            "Base URL of a Segment-compatible API, used when the region is “Custom”; "
+            "/v1/batch is added when sending."
+        ),
+    )
+
+    product_id = models.CharField(
+        _("ConfigCat product id"),
+        max_length=100,
+        blank=True,
+        help_text=_("Used when a webhook's URL does not carry the product id."),
+    )
+    product_name = models.CharField(
+        _("ConfigCat product name"),
+        max_length=200,
+        blank=True,
+        help_text=_("Webhooks carry no product name; this one is sent as product_name."),
+    )
+    signing_key = models.CharField(
+        _("webhook signing key"), max_length=255, blank=True, validators=[validate_signing_key]
+    )
+    signing_key_secondary = models.CharField(
+        _("second webhook signing key"),
+        max_length=255,
+        blank=True,
+        validators=[validate_signing_key],
+        help_text=_("While rotating keys, ConfigCat signs with both."),
+    )
+
+    forward_changes = models.BooleanField(
+        _("forward flag changes"), default=True, help_text=_("“Feature Flag Changed” events.")
+    )
+    forward_evaluations = models.BooleanField(
+        _("forward flag evaluations"),
+        default=True,
+        help_text=_("“Feature Flag Evaluated” events and identify calls."),
+    )
+
+    connected = models.BooleanField(_("connected"), default=True)
+    connected_at = models.DateTimeField(
+        _("connected at"), null=True, blank=True, default=timezone.now
+    )
+    connected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("connected by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
+    disconnected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("disconnected by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    # Set when Segment refuses the write key (401/403); events wait until it is fixed.
+    unhealthy_since = models.DateTimeField(_("unhealthy since"), null=True, blank=True)
+    unhealthy_reason = models.TextField(_("unhealthy because"), blank=True)
+
+    # Secret salt for deterministic Segment messageIds: Segment dedupes messageIds across
+    # all workspaces, so ids derived from public data alone could collide with strangers'.
+    message_id_salt = models.CharField(max_length=64, default=_new_salt, editable=False)
+
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = SegmentConnectionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("Segment connection")
+        verbose_name_plural = _("Segment connections")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(region=Region.CUSTOM) | ~Q(custom_endpoint=""),
+                name="configcat_segment_connection_custom_needs_endpoint",
+                violation_error_message=_("A custom region needs a custom endpoint URL."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<SegmentConnection {self.pk} {self.name!r}>"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.region == Region.CUSTOM:
+            if not self.custom_endpoint:
+                raise ValidationError(
+                    {"custom_endpoint": _("Enter the endpoint URL for a custom region.")}
+                )
+            # When the URL is invalid, the field's own validator reports it.
+            with contextlib.suppress(regions.InvalidEndpoint):
+                self.custom_endpoint = regions.normalise_endpoint(self.custom_endpoint)
+        else:
+            self.custom_endpoint = ""
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL events are posted to (``/v1/batch`` is added)."""
+        return regions.endpoint_for(self.region, self.custom_endpoint)
+
+    @property
+    def region_label(self) -> str:
+        """``us``, ``eu`` or the custom URL: how commands and the API show the region."""
+        return self.custom_endpoint if self.region == Region.CUSTOM else self.region
+
+    @property
+    def signing_keys(self) -> list[str]:
+        return [key for key in (self.signing_key, self.signing_key_secondary) if key]
+
+    @property
+    def write_key_hint(self) -> str:
+        return redact(self.write_key)
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.unhealthy_since is None
+
+    @property
+    def webhook_path(self) -> str | None:
+        """The path ConfigCat must call, or None while the app's URLs are not installed."""
+        try:
+            return reverse("configcat_segment:webhook", kwargs={"connection_id": self.pk})
+        except NoReverseMatch:
+            return None
+
+    def connect(self, by: Any = None) -> bool:
+        """Connect (or reconnect). Returns False when it already was connected."""
+        if self.connected:
+            return False
+        self.connected = True
+        self.connected_at = timezone.now()
+        self.connected_by = by if getattr(by, "pk", None) else None
+        self.save(update_fields=["connected", "connected_at", "connected_by", "updated_at"])
+        return True
+
+    def disconnect(self, by: Any = None) -> bool:
+        """Stop forwarding; history stays. Returns False when it already was disconnected."""
+        if not self.connected:
+            return False
+        self.connected = False
+        self.disconnected_at = timezone.now()
+        self.disconnected_by = by if getattr(by, "pk", None) else None
+        self.save(update_fields=["connected", "disconnected_at", "disconnected_by", "updated_at"])
+        return True
+
+    def mark_unhealthy(self, reason: str) -> None:
+        """Record that Segment refused this connection's credentials."""
+        now = timezone.now()
+        type(self).objects.filter(pk=self.pk, unhealthy_since__isnull=True).update(
+            unhealthy_since=now
+        )
+        type(self).objects.filter(pk=self.pk).update(unhealthy_reason=reason, updated_at=now)
+        self.refresh_from_db(fields=["unhealthy_since", "unhealthy_reason", "updated_at"])
+
+    def mark_healthy(self) -> None:
+        if self.unhealthy_since is None:
+            return
+        type(self).objects.filter(pk=self.pk).update(
+            unhealthy_since=None, unhealthy_reason="", updated_at=timezone.now()
+        )
+        self.unhealthy_since, self.unhealthy_reason = None, ""
+
+
+class WebhookReceipt(models.Model):
+    """One webhook request whose signature verified, stored before it is parsed."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", _("Received, not processed yet")
+        PROCESSED = "processed", _("Processed")
+        PROCESSED_WITH_ERRORS = "processed_with_errors", _("Processed, with problems")
+        IGNORED = "ignored", _("Ignored")
+        FAILED = "failed", _("Failed")
+
+    connection = models.ForeignKey(
+        SegmentConnection, on_delete=models.CASCADE, related_name="receipts"
+    )
+    webhook_id = models.CharField(_("webhook id"), max_length=255, blank=True)
+    webhook_timestamp = models.DateTimeField(_("webhook timestamp"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    method = models.CharField(max_length=10)
+    headers = models.JSONField(_("headers (secrets removed)"), default=dict)
+    body = models.BinaryField(_("raw body"), default=b"")
+    remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
+    outcome = models.CharField(max_length=32, choices=Outcome.choices, default=Outcome.RECEIVED)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("webhook receipt")
+        verbose_name_plural = _("webhook receipts")
+        ordering = ["-id"]
+        constraints = [
+            # Idempotency is a constraint, not a lookup: a redelivered webhook is refused
+            # by the database, even when two deliveries race.
+            models.UniqueConstraint(
+                fields=["connection", "webhook_id"],
+                condition=~Q(webhook_id=""),
+                name="configcat_segment_receipt_unique_webhook",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["connection", "-received_at"], name="cs_receipt_conn_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"webhook {self.webhook_id or self.pk} ({self.get_outcome_display()})"
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def due(self, now: Any = None) -> EventQuerySet:
+        """Events the dispatcher should send now."""
+        now = now or timezone.now()
+        return self.filter(
+            status__in=[Event.Status.PENDING, Event.Status.FAILED], next_attempt_at__lte=now
+        )
+
+
+class Event(models.Model):
+    """One Segment message: written before it is sent, kept as the log after."""
+
+    class Type(models.TextChoices):
+        TRACK = "track", _("track")
+        IDENTIFY = "identify", _("identify")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed, will retry")
+        DEAD = "dead", _("Dead")
+
+    connection = models.ForeignKey(
+        SegmentConnection, on_delete=models.CASCADE, related_name="events"
+    )
+    type = models.CharField(max_length=10, choices=Type.choices)
+    event_name = models.CharField(_("event"), max_length=200, blank=True)
+    flag_key = models.CharField(_("flag key"), max_length=255, blank=True)
+    user_id = models.CharField(
+        _("user id"), max_length=255, blank=True, help_text=_("userId, else anonymousId.")
+    )
+    message_id = models.CharField(_("Segment messageId"), max_length=100, unique=True)
+    payload = models.JSONField(_("message"), help_text=_("The exact message sent to Segment."))
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    receipt = models.ForeignKey(
+        WebhookReceipt,
+        verbose_name=_("webhook receipt"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+    )
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-id"]
+        indexes = [
+            # The dispatcher's claim query; partial, so it stays small as delivered rows pile up.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "failed"]),
+                name="cs_event_due",
+            ),
+            # The event log: newest first, overall and by each filter.
+            models.Index(fields=["connection", "-id"], name="cs_event_conn_newest"),
+            models.Index(fields=["status", "-id"], name="cs_event_status_newest"),
+            models.Index(fields=["flag_key", "-id"], name="cs_event_flag_newest"),
+            models.Index(fields=["user_id", "-id"], name="cs_event_user_newest"),
+            models.Index(fields=["created_at"], name="cs_event_created"),
+        ]
+
+    def __str__(self) -> str:
+        label = self.event_name or self.type
+        return f"{label} {self.flag_key}".strip() + f" [{self.status}]"
+
+    @property
+    def kind(self) -> str:
+        """``changed``, ``evaluated`` or ``identify``: what the event log shows."""
+        if self.type == self.Type.IDENTIFY:
+            return "identify"
+        return {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated"}.get(
+            self.event_name, self.event_name
+        )

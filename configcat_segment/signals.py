@@ -1,0 +1,20 @@
+"""Signals for projects that want to react to what this app does.
+
+All are sent after the database transaction that caused them has committed.
+
+``flag_changed``
+    One per "Feature Flag Changed" event created from a ConfigCat webhook.
+    ``sender`` is ``SegmentConnection``; arguments: ``connection``, ``event``.
+``event_delivered``
+    Once per batch Segment accepted. ``sender`` is ``Event``; arguments: ``events``
+    (a list of delivered ``Event`` rows).
+``event_dead``
+    Once per group of events that will not be retried any more. ``sender`` is ``Event``;
+    arguments: ``events`` (a list), each with its ``last_error``.
+"""
+
+from django.dispatch import Signal
+
+flag_changed = Signal()
+event_delivered = Signal()
+event_dead = Signal()
