@@ -27,6 +27,37 @@ sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
 REDACTED_DISPLAYS = {name: f"{name}_redacted" for name in SECRET_FIELDS}
 
 
+STATUS = _("Status")
+FIELDSETS: list[tuple[Any, list[str]]] = [
+    (None, ["name", "write_key", "region", "custom_endpoint"]),
+    (
+        _("ConfigCat"),
+        [
+            "product_id",
+            "product_name",
+            "signing_key",
+            "clear_signing_key",
+            "signing_key_secondary",
+            "clear_signing_key_secondary",
+        ],
+    ),
+    (_("What it forwards"), ["forward_changes", "forward_evaluations"]),
+    (
+        STATUS,
+        [
+            "id",
+            "connected",
+            "connected_at",
+            "connected_by",
+            "disconnected_at",
+            "disconnected_by",
+            "unhealthy_since",
+            "unhealthy_reason",
+        ],
+    ),
+]
+
+
 @admin.register(SegmentConnection)
 class SegmentConnectionAdmin(admin.ModelAdmin):
     form = SegmentConnectionForm
@@ -51,38 +82,6 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
         "disconnected_by",
         "unhealthy_since",
         "unhealthy_reason",
-    ]
-    fieldsets = [
-        (None, {"fields": ["name", "write_key", "region", "custom_endpoint"]}),
-        (
-            _("ConfigCat"),
-            {
-                "fields": [
-                    "product_id",
-                    "product_name",
-                    "signing_key",
-                    "clear_signing_key",
-                    "signing_key_secondary",
-                    "clear_signing_key_secondary",
-                ]
-            },
-        ),
-        (_("What it forwards"), {"fields": ["forward_changes", "forward_evaluations"]}),
-        (
-            _("Status"),
-            {
-                "fields": [
-                    "id",
-                    "connected",
-                    "connected_at",
-                    "connected_by",
-                    "disconnected_at",
-                    "disconnected_by",
-                    "unhealthy_since",
-                    "unhealthy_reason",
-                ]
-            },
-        ),
     ]
 
     @admin.display(description=_("region"), ordering="region")
@@ -128,15 +127,9 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
         if shown:
             hidden |= {"clear_signing_key", "clear_signing_key_secondary"}
         return [
-            (
-                title,
-                {
-                    **options,
-                    "fields": [shown.get(n, n) for n in options["fields"] if n not in hidden],
-                },
-            )
-            for title, options in self.fieldsets or []
-            if obj is not None or title != _("Status")
+            (title, {"fields": [shown.get(n, n) for n in names if n not in hidden]})
+            for title, names in FIELDSETS
+            if obj is not None or title != STATUS
         ]
 
     # -- pages -------------------------------------------------------------------------

@@ -309,6 +309,9 @@ class Event(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     last_error = models.TextField(_("last error"), blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # When the event last entered the queue: its creation, or a retry / replay. The
+    # maximum age is counted from here, so a requeued old event gets a fair chance.
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     receipt = models.ForeignKey(
         WebhookReceipt,

@@ -1,0 +1,134 @@
+"""The outbox: writing events before they are sent, and putting them back in the queue.
+
+The ``Event`` table is both the outbox and the log. Everything that produces events
+(webhooks, evaluations) writes them through :func:`build_event` and :func:`enqueue`;
+whatever delivers them (a thread, workers, Celery) registers with :func:`on_enqueued` to be
+woken after the writing transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .messages import MessageTooLarge, fit
+from .models import Event, SegmentConnection, WebhookReceipt
+from .signals import event_dead
+
+logger = logging.getLogger(__name__)
+
+_listeners: list[Callable[[], None]] = []
+
+
+def on_enqueued(callback: Callable[[], None]) -> None:
+    """Call ``callback`` (no arguments) whenever events become due. Registering twice is a no-op.
+
+    It runs after the writing transaction commits, in the writing thread: keep it cheap
+    (set an event, send a task).
+    """
+    if callback not in _listeners:
+        _listeners.append(callback)
+
+
+def remove_listener(callback: Callable[[], None]) -> None:
+    if callback in _listeners:
+        _listeners.remove(callback)
+
+
+def notify() -> None:
+    """Wake whatever delivers events. Listener errors are logged, never raised."""
+    for callback in list(_listeners):
+        try:
+            callback()
+        except Exception:
+            logger.exception("configcat_segment: an outbox listener failed")
+
+
+def build_event(
+    connection: SegmentConnection,
+    message: Mapping[str, Any],
+    *,
+    flag_key: str = "",
+    receipt: WebhookReceipt | None = None,
+    now: Any = None,
+) -> Event:
+    """An unsaved ``Event`` for ``message``, shrunk to fit Segment's per-message limit.
+
+    A message that cannot be made to fit is kept, as ``dead`` with the reason, so it is
+    never lost and never poisons a batch.
+    """
+    now = now or timezone.now()
+    try:
+        payload, status, error = fit(message), Event.Status.PENDING, ""
+    except MessageTooLarge as exc:
+        payload, status, error = dict(message), Event.Status.DEAD, str(exc)
+    user = payload.get("userId") or payload.get("anonymousId") or ""
+    return Event(
+        connection=connection,
+        type=payload["type"],
+        event_name=payload.get("event", ""),
+        flag_key=flag_key[:255],
+        user_id=str(user)[:255],
+        message_id=payload["messageId"],
+        payload=payload,
+        status=status,
+        last_error=error,
+        receipt=receipt,
+        created_at=now,
+        queued_at=now,
+        next_attempt_at=now,
+    )
+
+
+def enqueue(events: Sequence[Event], *, ignore_conflicts: bool = False) -> list[Event]:
+    """Write ``events`` in one statement; wake the deliverers once the transaction commits.
+
+    With ``ignore_conflicts``, an event whose ``message_id`` is already stored is skipped:
+    the database, not a lookup, decides what is a duplicate. (The returned objects then
+    have no primary keys.)
+    """
+    if not events:
+        return []
+    created = Event.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
+    dead = [e for e in created if e.status == Event.Status.DEAD]
+    if dead:
+        for event in dead:
+            logger.warning(
+                "configcat_segment: event %s is dead on arrival: %s",
+                event.message_id,
+                event.last_error,
+            )
+        transaction.on_commit(lambda: event_dead.send(sender=Event, events=dead))
+    if len(dead) < len(created):
+        transaction.on_commit(notify)
+    return created
+
+
+def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:
+    """Put events back in the queue, to be sent now with the same ``messageId``.
+
+    Failed and dead events are retried; delivered ones are replayed (Segment dedupes a
+    replay it already has within about a day). Attempts start again from zero and the
+    maximum age counts from now. Pending events are left alone. Returns how many changed.
+    """
+    queryset = (
+        events
+        if isinstance(events, QuerySet)
+        else Event.objects.filter(pk__in=[e.pk for e in events])
+    )
+    now = timezone.now()
+    count = queryset.exclude(status=Event.Status.PENDING).update(
+        status=Event.Status.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        queued_at=now,
+        delivered_at=None,
+    )
+    if count:
+        transaction.on_commit(notify)
+    return count
