@@ -1,6 +1,8 @@
 import json
+from unittest import mock
 
 import pytest
+from django.core.management import base as management_base
 from django.core.management import load_command_class
 
 from configcat_segment.models import Event, SegmentConnection
@@ -11,11 +13,16 @@ pytestmark = pytest.mark.django_db
 
 
 def run(capsys, name, *args):
-    """Run a command as manage.py would: returns (exit code, stdout, stderr)."""
+    """Run a command as manage.py would: returns (exit code, stdout, stderr).
+
+    ``run_from_argv`` closes every database connection when it ends, as a process about
+    to exit should; here that would close the test's own connection, so it is kept open.
+    """
     command = load_command_class("configcat_segment", name)
     code = 0
     try:
-        command.run_from_argv(["manage.py", name, *args])
+        with mock.patch.object(management_base.connections, "close_all"):
+            command.run_from_argv(["manage.py", name, *args])
     except SystemExit as exc:
         code = exc.code
     out, err = capsys.readouterr()

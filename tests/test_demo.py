@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -64,10 +63,11 @@ def test_bad_environment_is_one_clear_line(env, message):
     assert "Traceback" not in result.stderr
 
 
-def test_sqlite_is_configured_for_a_background_writer():
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-        pytest.skip("the SQLite options only apply to SQLite")
-    options = settings.DATABASES["default"]["OPTIONS"]
+def test_sqlite_is_configured_for_a_background_writer(monkeypatch, tmp_path):
+    from project.settings import _database
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    options = _database()["OPTIONS"]
     assert "journal_mode=WAL" in options["init_command"]
     assert options["transaction_mode"] == "IMMEDIATE"
     assert options["timeout"] >= 5
