@@ -355,3 +355,12 @@ class Event(models.Model):
         return {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated"}.get(
             self.event_name, self.event_name
         )
+
+
+class EventLog(Event):
+    """No data of its own: puts the event log page on the admin index (its admin redirects)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("event log")
+        verbose_name_plural = _("event log")

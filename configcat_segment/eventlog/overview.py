@@ -1,0 +1,122 @@
+"""The event log's overview: is forwarding working, per connection and hour by hour?
+
+A fixed, small number of queries whatever the size of the table: the counts only read
+events that are not delivered (a few, when all is well), the last delivery is one index
+probe per connection, and the chart reads the last 24 hours through the ``created_at``
+index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, OuterRef, Subquery
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from ..models import Event, SegmentConnection
+
+# Statuses counted per connection: those that still need something (or someone).
+WAITING = (Event.Status.PENDING, Event.Status.FAILED, Event.Status.DEAD)
+# Bottom to top in the chart.
+CHART_STATUSES = (
+    Event.Status.DELIVERED,
+    Event.Status.PENDING,
+    Event.Status.FAILED,
+    Event.Status.DEAD,
+)
+
+
+@dataclass(frozen=True)
+class ConnectionHealth:
+    connection: SegmentConnection
+    last_delivery: dt.datetime | None
+    pending: int = 0
+    failed: int = 0
+    dead: int = 0
+    last_error: str = ""
+    last_error_event_id: int | None = None
+
+
+@dataclass(frozen=True)
+class HourlyCounts:
+    start: dt.datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(hours=1)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def connection_health() -> list[ConnectionHealth]:
+    """Every connection with its waiting events, last delivery and last error (3 queries)."""
+    last_delivery = (
+        Event.objects.filter(connection=OuterRef("pk"), delivered_at__isnull=False)
+        .order_by("-delivered_at")
+        .values("delivered_at")[:1]
+    )
+    connections = list(
+        SegmentConnection.objects.annotate(last_delivery=Subquery(last_delivery)).order_by("name")
+    )
+    counts: dict[object, dict[str, int]] = defaultdict(dict)
+    newest_failure: dict[object, int] = {}
+    rows = (
+        Event.objects.filter(status__in=WAITING)
+        .values_list("connection_id", "status")
+        .annotate(n=Count("pk"), newest=Max("pk"))
+        .order_by()
+    )
+    for connection_id, status, n, newest in rows:
+        counts[connection_id][status] = n
+        if status != Event.Status.PENDING:
+            newest_failure[connection_id] = max(newest, newest_failure.get(connection_id, 0))
+    errors = {
+        connection_id: (pk, error)
+        for pk, connection_id, error in Event.objects.filter(
+            pk__in=newest_failure.values()
+        ).values_list("pk", "connection_id", "last_error")
+    }
+    return [
+        ConnectionHealth(
+            connection=connection,
+            last_delivery=connection.last_delivery,  # type: ignore[attr-defined]
+            pending=counts[connection.pk].get(Event.Status.PENDING, 0),
+            failed=counts[connection.pk].get(Event.Status.FAILED, 0),
+            dead=counts[connection.pk].get(Event.Status.DEAD, 0),
+            last_error=errors.get(connection.pk, (None, ""))[1],
+            last_error_event_id=errors.get(connection.pk, (None, ""))[0],
+        )
+        for connection in connections
+    ]
+
+
+def events_per_hour(now: dt.datetime | None = None, hours: int = 24) -> list[HourlyCounts]:
+    """Events created in each of the last ``hours`` hours (the current one included), by status.
+
+    Hours are those of the current time zone; hours without events are there, empty.
+    """
+    local_now = timezone.localtime(now or timezone.now())
+    # Arithmetic in UTC: adding hours to a local time is wall-clock arithmetic across DST.
+    this_hour = local_now.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    end = this_hour + dt.timedelta(hours=1)
+    start = end - dt.timedelta(hours=hours)
+    starts = [start + dt.timedelta(hours=n) for n in range(hours)]
+    buckets = {moment: HourlyCounts(timezone.localtime(moment)) for moment in starts}
+    rows = (
+        Event.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(hour=TruncHour("created_at", tzinfo=local_now.tzinfo))
+        .values_list("hour", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for hour, status, n in rows:
+        bucket = buckets.get(hour)
+        if bucket is not None:
+            bucket.counts[status] = n
+    return list(buckets.values())
