@@ -48,7 +48,9 @@ def make_event(segment_connection: SegmentConnection) -> Callable[..., Event]:
         message_id = messages.message_id(connection.message_id_salt, "test", n)
         if kind == "identify":
             message = messages.identify(
-                traits={"Identifier": user_id}, user_id=user_id, timestamp=moment,
+                traits={"Identifier": user_id},
+                user_id=user_id,
+                timestamp=moment,
                 message_id=message_id,
             )
         else:
@@ -59,11 +61,15 @@ def make_event(segment_connection: SegmentConnection) -> Callable[..., Event]:
                 timestamp=moment,
                 message_id=message_id,
             )
-        event = outbox.build_event(connection, message, flag_key=flag_key, receipt=receipt, now=moment)
+        event = outbox.build_event(
+            connection, message, flag_key=flag_key, receipt=receipt, now=moment
+        )
         event.status = status
         if status in (Event.Status.FAILED, Event.Status.DEAD):
             event.attempts = fields.pop("attempts", 3)
-            event.last_error = fields.pop("last_error", "Segment answered 500 Internal Server Error")
+            event.last_error = fields.pop(
+                "last_error", "Segment answered 500 Internal Server Error"
+            )
         if status == Event.Status.DELIVERED:
             event.attempts = fields.pop("attempts", 1)
             event.delivered_at = fields.pop("delivered_at", moment + dt.timedelta(seconds=1))
@@ -75,9 +81,14 @@ def make_event(segment_connection: SegmentConnection) -> Callable[..., Event]:
     return make
 
 
+_usernames = itertools.count(1)
+
+
 def user_with(*codenames: str, staff: bool = True) -> Any:
+    """A user with exactly these permissions, named after them."""
+    name = "-".join(codenames) or "plain"
     user = get_user_model().objects.create_user(
-        "-".join(codenames) or "plain", password="pw-user-123", is_staff=staff
+        f"{name}-{next(_usernames)}", password="pw-user-123", is_staff=staff
     )
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     return user

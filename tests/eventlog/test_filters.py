@@ -60,7 +60,9 @@ def test_no_parameters_is_no_filter():
     ],
 )
 def test_bad_values_are_reported_by_name_and_left_out(name, value, message):
-    event_filter, errors = parse({name: value, "status": "dead"} if name != "status" else {name: value})
+    event_filter, errors = parse(
+        {name: value, "status": "dead"} if name != "status" else {name: value}
+    )
     assert list(errors) == [name]
     assert message in errors[name]
     assert name not in event_filter.params
@@ -77,7 +79,9 @@ def test_a_time_range_must_end_after_it_starts():
 
 def test_moments_with_offsets_keep_them():
     assert parse_moment("2025-05-01T10:00:00Z", PARIS) == dt.datetime(2025, 5, 1, 10, tzinfo=dt.UTC)
-    assert parse_moment("2025-05-01T10:00+02:00", dt.UTC) == dt.datetime(2025, 5, 1, 8, tzinfo=dt.UTC)
+    assert parse_moment("2025-05-01T10:00+02:00", dt.UTC) == dt.datetime(
+        2025, 5, 1, 8, tzinfo=dt.UTC
+    )
     assert parse_moment("2025-05-01", PARIS) == dt.datetime(2025, 5, 1, tzinfo=PARIS)
 
 

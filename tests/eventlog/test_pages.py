@@ -41,7 +41,9 @@ def test_staff_without_the_view_permission_get_403(make_event):
 
 
 def test_the_list_shows_each_event_newest_first(viewer_client, make_event):
-    older = make_event(status="dead", flag_key="checkout_v2", user_id="alice", last_error="HTTP 400: bad")
+    older = make_event(
+        status="dead", flag_key="checkout_v2", user_id="alice", last_error="HTTP 400: bad"
+    )
     newer = make_event(kind="evaluated", status="delivered", flag_key="dark_mode", user_id="bob")
     response = viewer_client.get(EVENTS_URL)
     assert response.status_code == 200
@@ -126,7 +128,8 @@ def test_pages_link_older_and_newer_keeping_the_filter(viewer_client, make_event
     assert rows(first) == [events[2].pk, events[1].pk]
     assert first.context["previous_url"] is None
     next_url = first.context["next_url"]
-    assert "status=dead" in next_url and "cursor=" in next_url
+    assert "status=dead" in next_url
+    assert "cursor=" in next_url
     assert f'href="{html.escape(next_url)}" rel="next"' in first.content.decode()
     second = viewer_client.get(EVENTS_URL + next_url)
     assert rows(second) == [events[0].pk]
@@ -152,7 +155,7 @@ def test_the_overview_shows_each_connections_health(viewer_client, make_event, m
     assert (production.last_error, production.last_error_event_id) == ("HTTP 400: invalid", dead.pk)
     assert (health["Staging"].dead, health["Staging"].last_delivery) == (1, None)
     page = text(response)
-    row = re.search(r'<tr data-connection-id="%s">(.*?)</tr>' % staging.pk, page, re.S).group(1)
+    row = re.search(rf'<tr data-connection-id="{staging.pk}">(.*?)</tr>', page, re.S).group(1)
     assert 'alt="no"' in row  # disconnected and unhealthy
     assert "Segment refused the write key (401)" in row
     assert f'href="?connection={staging.pk}&status=dead">1<' in row
@@ -166,7 +169,8 @@ def test_the_chart_is_inline_svg_without_scripts(viewer_client, make_event):
     svg = page[page.index('<svg class="cs-chart"') :]
     svg = svg[: svg.index("</svg>")]
     assert svg.count("<g>") == 24
-    assert "cs-fill-delivered" in svg and "cs-fill-dead" in svg
+    assert "cs-fill-delivered" in svg
+    assert "cs-fill-dead" in svg
     assert "1 Delivered · 1 Dead" in html.unescape(svg)
     assert "<script" not in svg
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # nothing from a CDN
@@ -201,7 +205,9 @@ def test_the_event_log_is_linked_from_the_admin(staff_client, segment_connection
     assert ">Event log<" in index
     redirect = staff_client.get("/admin/configcat_segment/eventlog/")
     assert redirect["Location"] == EVENTS_URL
-    change = staff_client.get(f"/admin/configcat_segment/segmentconnection/{segment_connection.pk}/change/")
+    change = staff_client.get(
+        f"/admin/configcat_segment/segmentconnection/{segment_connection.pk}/change/"
+    )
     assert f'href="{EVENTS_URL}?connection={segment_connection.pk}"' in change.content.decode()
     changelist = staff_client.get("/admin/configcat_segment/segmentconnection/").content.decode()
     assert f'href="{EVENTS_URL}"' in changelist
@@ -240,10 +246,12 @@ def test_the_detail_shows_the_delivery_timeline(viewer_client, make_event):
     failed = make_event(status="failed", last_error="timeout")
     timeline = text(viewer_client.get(event_url(failed)))
     assert "next attempt at" in timeline
-    assert "Last error: <span class=\"cs-error-text\">timeout</span>" in timeline
+    assert 'Last error: <span class="cs-error-text">timeout</span>' in timeline
 
 
-def test_a_change_shows_the_webhook_receipt_it_came_from(viewer_client, make_event, segment_connection):
+def test_a_change_shows_the_webhook_receipt_it_came_from(
+    viewer_client, make_event, segment_connection
+):
     receipt = WebhookReceipt.objects.create(
         connection=segment_connection,
         webhook_id="wh-1",
