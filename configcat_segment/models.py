@@ -341,6 +341,8 @@ class Event(models.Model):
             models.Index(fields=["flag_key", "-id"], name="cs_event_flag_newest"),
             models.Index(fields=["user_id", "-id"], name="cs_event_user_newest"),
             models.Index(fields=["created_at"], name="cs_event_created"),
+            # The event log's overview: each connection's last delivery in one index probe.
+            models.Index(fields=["connection", "delivered_at"], name="cs_event_conn_delivered"),
         ]
 
     def __str__(self) -> str:

@@ -56,7 +56,7 @@ def test_connect_and_disconnect_a_segment_source(page, superuser, screenshot):
 
 def test_find_an_event_filter_open_it_and_retry_it(page, superuser, make_event, screenshot):
     now = timezone.now()
-    for n in range(5):  # spread over the day, so the chart has history
+    for n in reversed(range(5)):  # written oldest first, spread over the day
         when = now - dt.timedelta(hours=4 * n + 1)
         make_event(status="delivered", flag_key=f"flag_{n}", user_id=f"user-{n}", created_at=when)
     make_event(kind="evaluated", status="failed", flag_key="dark_mode", last_error="timeout")
