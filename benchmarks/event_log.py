@@ -102,52 +102,50 @@ def generate_sqlite(cursor: Any, connection_ids: list[str], count: int, now: flo
         cursor.executemany(sql, [row(i) for i in range(start, min(start + chunk, count + 1))])
 
 
+# The same rows as generate_sqlite() writes, made by PostgreSQL itself.
+POSTGRES_INSERT = """
+INSERT INTO configcat_segment_event (id, connection_id, type, event_name, flag_key, user_id,
+    message_id, payload, status, attempts, next_attempt_at, last_error, created_at, queued_at,
+    delivered_at)
+SELECT i, (%(connections)s::uuid[])[1 + i %% %(n_connections)s],
+    CASE WHEN i %% 10 >= 8 THEN 'identify' ELSE 'track' END,
+    CASE WHEN i %% 10 = 0 THEN 'Feature Flag Changed'
+         WHEN i %% 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END,
+    'flag_' || (i %% %(flags)s), 'user-' || (i %% %(users)s), 'bench-' || i,
+    jsonb_build_object('type', CASE WHEN i %% 10 >= 8 THEN 'identify' ELSE 'track' END,
+        'userId', 'user-' || (i %% %(users)s),
+        'properties', jsonb_build_object('feature_flag_key', 'flag_' || (i %% %(flags)s),
+            'value', i %% 2 = 0, 'variation_id', 'v1'),
+        'timestamp', created, 'messageId', 'bench-' || i,
+        'context', jsonb_build_object('integration',
+            jsonb_build_object('name', 'configcat', 'version', '1.0.0'))),
+    s.status,
+    CASE s.status WHEN 'delivered' THEN 1 WHEN 'failed' THEN 3 WHEN 'dead' THEN 20 ELSE 0 END,
+    created,
+    CASE s.status WHEN 'failed' THEN 'HTTP 503 Service Unavailable'
+         WHEN 'dead' THEN 'HTTP 400: invalid message' ELSE '' END,
+    created, created,
+    CASE WHEN s.status = 'delivered' THEN created + interval '1 second' END
+FROM generate_series(1, %(count)s) AS i,
+    LATERAL (SELECT to_timestamp(%(now)s - (%(count)s - i) * %(step)s) AS created) AS t,
+    LATERAL (SELECT CASE WHEN i %% 200 < 1 THEN 'pending' WHEN i %% 200 < 2 THEN 'failed'
+                         WHEN i %% 200 < 7 THEN 'dead' ELSE 'delivered' END AS status) AS s
+"""
+
+
 def generate_postgres(cursor: Any, connection_ids: list[str], count: int, now: float) -> None:
-    step = DAYS * 86400 / count
-    status = (
-        "CASE WHEN i % 200 < 1 THEN 'pending' WHEN i % 200 < 2 THEN 'failed' "
-        "WHEN i % 200 < 7 THEN 'dead' ELSE 'delivered' END"
-    )
-    cursor.execute(
-        f"""
-        INSERT INTO configcat_segment_event (id, connection_id, type, event_name, flag_key,
-            user_id, message_id, payload, status, attempts, next_attempt_at, last_error,
-            created_at, queued_at, delivered_at)
-        SELECT i, (%(connections)s::uuid[])[1 + i %% %(n_connections)s],
-            CASE WHEN i %% 10 >= 8 THEN 'identify' ELSE 'track' END,
-            CASE WHEN i %% 10 = 0 THEN 'Feature Flag Changed'
-                 WHEN i %% 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END,
-            'flag_' || (i %% {FLAGS}), 'user-' || (i %% {USERS}), 'bench-' || i,
-            jsonb_build_object('type', CASE WHEN i %% 10 >= 8 THEN 'identify' ELSE 'track' END,
-                'userId', 'user-' || (i %% {USERS}),
-                'properties', jsonb_build_object('feature_flag_key', 'flag_' || (i %% {FLAGS}),
-                    'value', i %% 2 = 0, 'variation_id', 'v1'),
-                'timestamp', created, 'messageId', 'bench-' || i,
-                'context', jsonb_build_object('integration',
-                    jsonb_build_object('name', 'configcat', 'version', '1.0.0'))),
-            s.status,
-            CASE s.status WHEN 'delivered' THEN 1 WHEN 'failed' THEN 3 WHEN 'dead' THEN 20
-                ELSE 0 END,
-            created,
-            CASE s.status WHEN 'failed' THEN 'HTTP 503 Service Unavailable'
-                 WHEN 'dead' THEN 'HTTP 400: invalid message' ELSE '' END,
-            created, created,
-            CASE WHEN s.status = 'delivered' THEN created + interval '1 second' END
-        FROM generate_series(1, %(count)s) AS i,
-            LATERAL (SELECT to_timestamp(%(now)s - (%(count)s - i) * %(step)s) AS created) AS t,
-            LATERAL (SELECT {status.replace("%", "%%")} AS status) AS s
-        """,
-        {
-            "connections": connection_ids,
-            "n_connections": len(connection_ids),
-            "count": count,
-            "now": now,
-            "step": step,
-        },
-    )
-    cursor.execute(
-        "SELECT setval(pg_get_serial_sequence('configcat_segment_event', 'id'), %s)", [count]
-    )
+    parameters = {
+        "connections": connection_ids,
+        "n_connections": len(connection_ids),
+        "count": count,
+        "now": now,
+        "step": DAYS * 86400 / count,
+        "flags": FLAGS,
+        "users": USERS,
+    }
+    cursor.execute(POSTGRES_INSERT, parameters)
+    sequence = "SELECT setval(pg_get_serial_sequence('configcat_segment_event', 'id'), %s)"
+    cursor.execute(sequence, [count])
     cursor.execute("ANALYZE configcat_segment_event")
 
 
@@ -206,15 +204,16 @@ def measure(count: int, runs: int) -> dict[str, Any]:
         url = "/configcat-segment/events/" + html.unescape(NEXT_LINK.search(page)[1])
     fiftieth = url
 
+    log, admin = "/configcat-segment/events/", "/admin/configcat_segment/event/"
     cases = {
-        "event log: first page": "/configcat-segment/events/",
-        "event log: status dead + one flag key": "/configcat-segment/events/?status=dead&flag_key=flag_7",
+        "event log: first page": log,
+        "event log: status dead + one flag key": log + "?status=dead&flag_key=flag_7",
         "event log: 50th page (cursor)": fiftieth,
-        "event log: search (substring)": "/configcat-segment/events/?q=user-4242",
+        "event log: search (substring)": log + "?q=user-4242",
         "JSON API: first page": "/configcat-segment/api/events/",
-        "admin changelist: first page": "/admin/configcat_segment/event/",
-        "admin changelist: status dead + one flag key": "/admin/configcat_segment/event/?status__exact=dead&q=flag_7",
-        "admin changelist: 50th page": "/admin/configcat_segment/event/?p=49",
+        "admin changelist: first page": admin,
+        "admin changelist: status dead + one flag key": admin + "?status__exact=dead&q=flag_7",
+        "admin changelist: 50th page": admin + "?p=49",
     }
     timings: dict[str, list[float]] = {name: [] for name in cases}
     for url in cases.values():  # warm up caches, templates, connections
@@ -291,9 +290,8 @@ def main() -> None:
 
     names = list(next(iter(results.values())))
     width = max(len(n) for n in names)
-    print(
-        f"{args.events:,} events; median of {args.runs} interleaved runs, ms (target <= {TARGET_MS} ms)\n"
-    )
+    runs = f"median of {args.runs} interleaved runs"
+    print(f"{args.events:,} events; {runs}, in ms (target: at most {TARGET_MS} ms)\n")
     header = f"| {'page':<{width}} |" + "".join(f" {label:>10} |" for label in results)
     print(header)
     print(

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -99,8 +100,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("last error"))
     def short_error(self, obj: Event) -> str:
-        error = obj.last_error
-        return error if len(error) <= 80 else error[:79] + "…"
+        return Truncator(obj.last_error).chars(80)
 
     @admin.display(description=_("message sent to Segment"))
     def message(self, obj: Event) -> str:

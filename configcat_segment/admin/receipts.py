@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from ..eventlog.display import body_text
@@ -53,7 +54,7 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("error"))
     def short_error(self, obj: WebhookReceipt) -> str:
-        return obj.error if len(obj.error) <= 80 else obj.error[:79] + "…"
+        return Truncator(obj.error).chars(80)
 
     @admin.display(description=_("headers (credentials never stored)"))
     def request_headers(self, obj: WebhookReceipt) -> str:

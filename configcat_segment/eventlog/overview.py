@@ -1,9 +1,9 @@
 """The event log's overview: is forwarding working, per connection and hour by hour?
 
-A fixed, small number of queries whatever the size of the table: the counts only read
-events that are not delivered (a few, when all is well), the last delivery is one index
-probe per connection, and the chart reads the last 24 hours through the ``created_at``
-index.
+A fixed, small number of queries whatever the size of the table, each answered from an
+index: the counts read only the entries of events that are not delivered (a few, when all
+is well), the last delivery is one index probe per connection, and the chart counts the
+last 24 hours hour by hour.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, OuterRef, Subquery
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Max, OuterRef, Subquery, Value
 from django.utils import timezone
 
 from ..models import Event, SegmentConnection
 
 # Statuses counted per connection: those that still need something (or someone).
 WAITING = (Event.Status.PENDING, Event.Status.FAILED, Event.Status.DEAD)
+HOUR = dt.timedelta(hours=1)
 # Bottom to top in the chart.
 CHART_STATUSES = (
     Event.Status.DELIVERED,
@@ -104,19 +104,17 @@ def events_per_hour(now: dt.datetime | None = None, hours: int = 24) -> list[Hou
     local_now = timezone.localtime(now or timezone.now())
     # Arithmetic in UTC: adding hours to a local time is wall-clock arithmetic across DST.
     this_hour = local_now.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-    end = this_hour + dt.timedelta(hours=1)
-    start = end - dt.timedelta(hours=hours)
-    starts = [start + dt.timedelta(hours=n) for n in range(hours)]
-    buckets = {moment: HourlyCounts(timezone.localtime(moment)) for moment in starts}
-    rows = (
-        Event.objects.filter(created_at__gte=start, created_at__lt=end)
-        .annotate(hour=TruncHour("created_at", tzinfo=local_now.tzinfo))
-        .values_list("hour", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for hour, status, n in rows:
-        bucket = buckets.get(hour)
-        if bucket is not None:
-            bucket.counts[status] = n
-    return list(buckets.values())
+    starts = [this_hour - dt.timedelta(hours=hours - 1 - n) for n in range(hours)]
+    buckets = [HourlyCounts(timezone.localtime(start)) for start in starts]
+    # One range count per hour, joined into a single query: each part reads its hour from
+    # the (created_at, status) index, and no database has to compute an hour per row.
+    by_status = Event.objects.order_by().values_list("status")
+    per_hour = [
+        by_status.filter(created_at__gte=start, created_at__lt=start + HOUR).annotate(
+            hour=Value(n), n=Count("*")
+        )
+        for n, start in enumerate(starts)
+    ]
+    for status, hour, n in per_hour[0].union(*per_hour[1:], all=True):
+        buckets[hour].counts[status] = n
+    return buckets

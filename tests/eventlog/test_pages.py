@@ -189,14 +189,16 @@ def test_the_pages_look_like_the_admin(viewer_client, make_event):
 
 
 def test_projects_can_override_the_templates(viewer_client, make_event, settings, tmp_path):
-    make_event(status="dead")
+    event = make_event(status="dead", flag_key="checkout_v2")
     override = tmp_path / "configcat_segment" / "includes"
     override.mkdir(parents=True)
+    (override / "event_row.html").write_text("<tr><td>OUR ROW {{ event.flag_key }}</td></tr>")
     (override / "status_badge.html").write_text("<b>OUR BADGE {{ event.status }}</b>")
     settings.TEMPLATES = [
         {**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}
     ]
-    assert "<b>OUR BADGE dead</b>" in viewer_client.get(EVENTS_URL).content.decode()
+    assert "<tr><td>OUR ROW checkout_v2</td></tr>" in viewer_client.get(EVENTS_URL).content.decode()
+    assert "<b>OUR BADGE dead</b>" in viewer_client.get(event_url(event)).content.decode()
 
 
 def test_the_event_log_is_linked_from_the_admin(staff_client, segment_connection):
