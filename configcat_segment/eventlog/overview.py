@@ -115,6 +115,7 @@ def events_per_hour(now: dt.datetime | None = None, hours: int = 24) -> list[Hou
         )
         for n, start in enumerate(starts)
     ]
-    for status, hour, n in per_hour[0].union(*per_hour[1:], all=True):
+    # Ordered by a selected column: a combined query cannot use the model's default order.
+    for status, hour, n in per_hour[0].union(*per_hour[1:], all=True).order_by("hour"):
         buckets[hour].counts[status] = n
     return buckets
