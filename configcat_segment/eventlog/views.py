@@ -40,6 +40,8 @@ CHANGE = "configcat_segment.change_event"
 
 View = Callable[..., HttpResponse]
 
+CHART_SERIES = [(status, dict(Event.Status.choices)[status]) for status in overview.CHART_STATUSES]
+
 
 def staff_view(permission: str) -> Callable[[View], View]:
     """Admin login for anyone not signed in as staff, 403 for staff without ``permission``."""
@@ -60,7 +62,7 @@ def staff_view(permission: str) -> Callable[[View], View]:
     return decorator
 
 
-def render(
+def render_page(
     request: HttpRequest, template: str, title: str, context: dict[str, Any]
 ) -> TemplateResponse:
     context = {
@@ -89,8 +91,35 @@ def list_url(query: str = "") -> str:
 def event_list(request: HttpRequest) -> HttpResponse:
     listing = list_events(request.GET)
     health = overview.connection_health()
-    hours = overview.events_per_hour()
-    status_labels = dict(Event.Status.choices)
+    return render_page(
+        request,
+        "event_list.html",
+        _("Event log"),
+        {
+            "listing": listing,
+            "events": listing.page.items,
+            "filter": listing.filter,
+            "errors": listing.errors,
+            "health": health,
+            "chart": hourly_chart(overview.events_per_hour()),
+            "chart_series": CHART_SERIES,
+            "connections": [row.connection for row in health],
+            "kinds": KINDS.items(),
+            "statuses": Event.Status.choices,
+            "next_url": listing.query_string(listing.page.next) if listing.page.next else None,
+            "previous_url": (
+                listing.query_string(listing.page.previous) if listing.page.previous else None
+            ),
+            "first_url": listing.query_string() if "cursor" in request.GET else None,
+            "filter_query": listing.query_string(),
+            "api_url": reverse("configcat_segment:api_events") + listing.query_string(),
+            "health_api_url": reverse("configcat_segment:api_connections"),
+        },
+    )
+
+
+def hourly_chart(hours: list[overview.HourlyCounts]) -> str:
+    """The overview's chart: a bar per hour, linking to that hour's events."""
     bars = [
         chart.Bar(
             label=formats.time_format(hour.start, "H:i"),
@@ -107,36 +136,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
         )
         for hour in hours
     ]
-    series = [(status, str(status_labels[status])) for status in overview.CHART_STATUSES]
-    return render(
-        request,
-        "event_list.html",
-        _("Event log"),
-        {
-            "listing": listing,
-            "events": listing.page.items,
-            "filter": listing.filter,
-            "errors": listing.errors,
-            "health": health,
-            "chart": chart.stacked_bars(
-                bars,
-                series,
-                title=_("Events per hour over the last 24 hours, by status"),
-                number=lambda n: formats.number_format(n, force_grouping=True),
-            ),
-            "chart_series": series,
-            "connections": [row.connection for row in health],
-            "kinds": KINDS.items(),
-            "statuses": Event.Status.choices,
-            "next_url": listing.query_string(listing.page.next) if listing.page.next else None,
-            "previous_url": (
-                listing.query_string(listing.page.previous) if listing.page.previous else None
-            ),
-            "first_url": listing.query_string() if "cursor" in request.GET else None,
-            "filter_query": listing.query_string(),
-            "api_url": reverse("configcat_segment:api_events") + listing.query_string(),
-            "health_api_url": reverse("configcat_segment:api_connections"),
-        },
+    return chart.stacked_bars(
+        bars,
+        [(key, str(label)) for key, label in CHART_SERIES],
+        title=_("Events per hour over the last 24 hours, by status"),
+        number=lambda n: formats.number_format(n, force_grouping=True),
     )
 
 
@@ -149,7 +153,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     history = LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Event), object_id=str(event.pk)
     ).select_related("user")
-    return render(
+    return render_page(
         request,
         "event_detail.html",
         _("Event %(id)s") % {"id": event.pk},
@@ -238,7 +242,7 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
             % {"count": formats.number_format(count, force_grouping=True)},
         )
         return HttpResponseRedirect(back)
-    return render(
+    return render_page(
         request,
         "event_bulk_retry.html",
         _("Retry events"),
