@@ -34,3 +34,17 @@ def scrub_headers(headers: Mapping[str, str], extra: Iterable[str] = ()) -> dict
     """A copy of ``headers`` without credentials, signatures or cookies."""
     drop = SECRET_HEADERS | {name.lower() for name in extra}
     return {name: value for name, value in headers.items() if name.lower() not in drop}
+
+
+# Words in a header's name that suggest a credential, whatever the header is called.
+_SECRET_NAME_PARTS: Final = ("auth", "cookie", "key", "password", "secret", "signature", "token")
+
+
+def displayable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` fit to show: stored headers are scrubbed already, and this also drops any
+    header whose name looks like it carries a credential."""
+    return {
+        name: value
+        for name, value in scrub_headers(headers).items()
+        if not any(part in name.lower() for part in _SECRET_NAME_PARTS)
+    }

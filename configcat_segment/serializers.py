@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from rest_framework import serializers
 
-from .models import SegmentConnection
-from .redaction import redact
+from .models import Event, SegmentConnection, WebhookReceipt
+from .redaction import displayable_headers, redact
 
 
 class SegmentConnectionSerializer(serializers.ModelSerializer):
@@ -53,3 +54,80 @@ def connection_json(connection: SegmentConnection, **extra: Any) -> dict[str, An
     data = dict(SegmentConnectionSerializer(connection).data)
     data.update(extra)
     return data
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """An event as the event log's JSON API lists it (without the message it carries)."""
+
+    connection = serializers.SerializerMethodField()
+    kind = serializers.CharField()
+    status_display = serializers.CharField(source="get_status_display")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "url",
+            "created_at",
+            "connection",
+            "kind",
+            "type",
+            "event_name",
+            "flag_key",
+            "user_id",
+            "message_id",
+            "status",
+            "status_display",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "queued_at",
+            "delivered_at",
+        ]
+        read_only_fields = fields
+
+    def get_connection(self, obj: Event) -> dict[str, str]:
+        return {"id": str(obj.connection_id), "name": obj.connection.name}
+
+    def get_url(self, obj: Event) -> str:
+        """The event's page in the event log."""
+        return reverse("configcat_segment:event_detail", args=[obj.pk])
+
+
+class WebhookReceiptSerializer(serializers.ModelSerializer):
+    headers = serializers.SerializerMethodField()
+    body = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WebhookReceipt
+        fields = [
+            "id",
+            "webhook_id",
+            "webhook_timestamp",
+            "received_at",
+            "method",
+            "remote_addr",
+            "outcome",
+            "error",
+            "headers",
+            "body",
+        ]
+        read_only_fields = fields
+
+    def get_headers(self, obj: WebhookReceipt) -> dict[str, str]:
+        return displayable_headers(obj.headers)
+
+    def get_body(self, obj: WebhookReceipt) -> str:
+        return bytes(obj.body).decode("utf-8", errors="replace")
+
+
+class EventDetailSerializer(EventSerializer):
+    """One event with the exact message sent to Segment and the webhook it came from."""
+
+    payload = serializers.JSONField()
+    receipt = WebhookReceiptSerializer(allow_null=True)
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "payload", "receipt"]
+        read_only_fields = fields

@@ -17,10 +17,10 @@ from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from .constants import WEBHOOK_BODY_TEMPLATE
-from .forms import SECRET_FIELDS, SegmentConnectionForm
-from .models import SegmentConnection
-from .redaction import redact
+from ..constants import WEBHOOK_BODY_TEMPLATE
+from ..forms import SECRET_FIELDS, SegmentConnectionForm
+from ..models import SegmentConnection
+from ..redaction import redact
 
 sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
 

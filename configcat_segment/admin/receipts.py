@@ -1,0 +1,70 @@
+"""Received webhooks in the admin: read-only, with the raw body and safe headers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+
+from ..eventlog.display import body_text
+from ..models import WebhookReceipt
+from ..redaction import displayable_headers
+
+FIELDS: tuple[str, ...] = (
+    "connection",
+    "webhook_id",
+    "webhook_timestamp",
+    "received_at",
+    "method",
+    "remote_addr",
+    "outcome",
+    "error",
+    "request_headers",
+    "raw_body",
+)
+
+
+@admin.register(WebhookReceipt)
+class WebhookReceiptAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "connection", "webhook_id", "outcome", "short_error"]
+    list_filter = ["outcome", "connection", "received_at"]
+    search_fields = ["=webhook_id"]
+    search_help_text = _("An exact webhook id.")
+    list_select_related = ["connection"]
+    show_full_result_count = False
+    fields = FIELDS
+    readonly_fields = FIELDS
+
+    class Media:
+        css = {"all": ["configcat_segment/eventlog.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookReceipt]:
+        return super().get_queryset(request).defer("body", "headers")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj: WebhookReceipt) -> str:
+        return Truncator(obj.error).chars(80)
+
+    @admin.display(description=_("headers (credentials never stored)"))
+    def request_headers(self, obj: WebhookReceipt) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            sorted(displayable_headers(obj.headers).items()),
+        )
+        return format_html('<table class="cs-headers">{}</table>', rows)
+
+    @admin.display(description=_("raw body"))
+    def raw_body(self, obj: WebhookReceipt) -> str:
+        return format_html('<pre class="cs-json">{}</pre>', body_text(obj.body))

@@ -1,0 +1,154 @@
+"""The event log's filters: query parameters in, a validated filter out.
+
+:func:`parse` is pure (no database, no request): it turns the query parameters of the page
+or of the JSON API into an :class:`EventFilter` plus one message per parameter it could
+not use. :meth:`EventFilter.apply` narrows a queryset lazily; it runs no query itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..models import Event
+
+# The query parameters, in the order the page shows them.
+PARAMS: Final = ("connection", "kind", "status", "flag_key", "user_id", "since", "until", "q")
+
+KINDS: Final = {
+    "changed": _("Changed"),
+    "evaluated": _("Evaluated"),
+    "identify": _("Identify"),
+}
+
+_KIND_LOOKUPS: Final = {
+    "changed": Q(type=Event.Type.TRACK, event_name=FLAG_CHANGED),
+    "evaluated": Q(type=Event.Type.TRACK, event_name=FLAG_EVALUATED),
+    "identify": Q(type=Event.Type.IDENTIFY),
+}
+
+MAX_TEXT_LENGTH: Final = 255
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What the event log shows. Empty values mean "any"."""
+
+    connection: uuid.UUID | None = None
+    kind: str = ""
+    status: str = ""
+    flag_key: str = ""
+    user_id: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    search: str = ""
+    # The parameters as the user wrote them (valid ones only), to build links with.
+    params: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.params)
+
+    def apply(self, queryset: QuerySet[Event]) -> QuerySet[Event]:
+        """``queryset`` narrowed to the events this filter shows (lazy: no query runs)."""
+        lookups = Q()
+        if self.connection is not None:
+            lookups &= Q(connection_id=self.connection)
+        if self.kind:
+            lookups &= _KIND_LOOKUPS[self.kind]
+        if self.status:
+            lookups &= Q(status=self.status)
+        if self.flag_key:
+            lookups &= Q(flag_key=self.flag_key)
+        if self.user_id:
+            lookups &= Q(user_id=self.user_id)
+        if self.since is not None:
+            lookups &= Q(created_at__gte=self.since)
+        if self.until is not None:
+            lookups &= Q(created_at__lt=self.until)
+        if self.search:
+            lookups &= Q(flag_key__icontains=self.search) | Q(user_id__icontains=self.search)
+        return queryset.filter(lookups)
+
+
+def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilter, dict[str, str]]:
+    """The filter ``params`` describe, and a message for each parameter that was not valid.
+
+    An invalid parameter is left out of the filter (and out of ``params``), so a caller that
+    acts on the filter must check the errors first. Times without an offset are read in
+    ``tz``; a bare date in ``until`` means up to the end of that day.
+    """
+    errors: dict[str, str] = {}
+    valid: dict[str, str] = {}
+    values: dict[str, Any] = {}
+
+    def text(name: str) -> str:
+        return str(params.get(name) or "").strip()
+
+    if raw := text("connection"):
+        try:
+            values["connection"] = uuid.UUID(raw)
+            valid["connection"] = raw
+        except ValueError:
+            errors["connection"] = str(_("“%(value)s” is not a connection id.") % {"value": raw})
+
+    for name, choices in (("kind", KINDS), ("status", dict(Event.Status.choices))):
+        if raw := text(name):
+            if raw in choices:
+                values[name] = valid[name] = raw
+            else:
+                errors[name] = str(
+                    _("“%(value)s” is not one of: %(choices)s.")
+                    % {"value": raw, "choices": ", ".join(choices)}
+                )
+
+    for name, attribute in (("flag_key", "flag_key"), ("user_id", "user_id"), ("q", "search")):
+        if raw := text(name):
+            if len(raw) > MAX_TEXT_LENGTH:
+                errors[name] = str(
+                    _("At most %(max)d characters, not %(length)d.")
+                    % {"max": MAX_TEXT_LENGTH, "length": len(raw)}
+                )
+            else:
+                values[attribute] = valid[name] = raw
+
+    for name in ("since", "until"):
+        if raw := text(name):
+            try:
+                values[name] = parse_moment(raw, tz, end_of_day=name == "until")
+                valid[name] = raw
+            except ValueError:
+                errors[name] = str(
+                    _("“%(value)s” is not a date or time such as 2025-05-01 or 2025-05-01T14:30.")
+                    % {"value": raw}
+                )
+    since, until = values.get("since"), values.get("until")
+    if isinstance(since, dt.datetime) and isinstance(until, dt.datetime) and since >= until:
+        errors["until"] = str(_("The end of the time range must be after its start."))
+        del values["until"], valid["until"]
+
+    return EventFilter(params=valid, **values), errors
+
+
+def parse_moment(raw: str, tz: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetime:
+    """An aware datetime from ISO-8601 text. ``end_of_day``: a bare date means the next midnight.
+
+    Raises ``ValueError`` for anything else.
+    """
+    text = raw.strip()
+    if len(text) == 10:
+        day = dt.date.fromisoformat(text)
+        if end_of_day:
+            day += dt.timedelta(days=1)
+        return dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    if "T" not in text and " " not in text:
+        raise ValueError(raw)
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)

@@ -1,0 +1,56 @@
+"""One page of the event log from query parameters: what the page and the JSON API share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+
+from ..conf import get_settings
+from ..models import Event
+from .filters import EventFilter, parse
+from .pagination import Cursor, InvalidCursor, Page, paginate
+
+CURSOR_PARAM = "cursor"
+
+
+@dataclass(frozen=True)
+class Listing:
+    filter: EventFilter
+    errors: dict[str, str]
+    page: Page[Event]
+
+    def query_string(self, cursor: Cursor | None = None) -> str:
+        """``?…`` for this filter at ``cursor`` (the first page when None)."""
+        params = dict(self.filter.params)
+        if cursor is not None:
+            params[CURSOR_PARAM] = cursor.encode()
+        return "?" + urlencode(params) if params else "?"
+
+
+def read_filter(params: Mapping[str, str]) -> tuple[EventFilter, dict[str, str]]:
+    """The filter in ``params``, times read in the current time zone, and its errors."""
+    return parse(params, timezone.get_current_timezone())
+
+
+def list_events(params: Mapping[str, str], *, size: int | None = None) -> Listing:
+    """The events ``params`` ask for: filters, a cursor, and errors for what was not valid.
+
+    Invalid filters are left out and reported; an invalid cursor shows the first page.
+    """
+    event_filter, errors = read_filter(params)
+    cursor = None
+    if raw := (params.get(CURSOR_PARAM) or "").strip():
+        try:
+            cursor = Cursor.decode(raw)
+        except InvalidCursor:
+            errors[CURSOR_PARAM] = _(
+                "This page link is not valid (it may have been cut short); "
+                "showing the newest events instead."
+            )
+    queryset = event_filter.apply(Event.objects.select_related("connection").defer("payload"))
+    page = paginate(queryset, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
+    return Listing(filter=event_filter, errors=errors, page=page)

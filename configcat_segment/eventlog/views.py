@@ -1,0 +1,255 @@
+"""The event log pages: the list with its overview, one event, and the repair actions.
+
+They live outside the admin's URLs but behave like admin pages: the same login (through
+the project's default admin site), the same base template and context, and the model
+permissions ``configcat_segment.view_event`` to look and ``change_event`` to act.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.views import redirect_to_login
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from ..models import Event
+from ..redaction import displayable_headers
+from . import actions, chart, overview
+from .display import body_text, pretty_json
+from .filters import KINDS
+from .listing import list_events, read_filter
+
+VIEW = "configcat_segment.view_event"
+CHANGE = "configcat_segment.change_event"
+
+View = Callable[..., HttpResponse]
+
+CHART_SERIES = [(status, dict(Event.Status.choices)[status]) for status in overview.CHART_STATUSES]
+
+
+def staff_view(permission: str) -> Callable[[View], View]:
+    """Admin login for anyone not signed in as staff, 403 for staff without ``permission``."""
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        @never_cache
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not admin.site.has_permission(request):
+                login = reverse("admin:login", current_app=admin.site.name)
+                return redirect_to_login(request.get_full_path(), login)
+            if not request.user.has_perm(permission):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def render_page(
+    request: HttpRequest, template: str, title: str, context: dict[str, Any]
+) -> TemplateResponse:
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "can_change": request.user.has_perm(CHANGE),
+        "opts": Event._meta,
+        **context,
+    }
+    return TemplateResponse(request, [f"configcat_segment/{template}"], context)
+
+
+def local_minute(moment: dt.datetime) -> str:
+    """``moment`` as the filter's inputs (``datetime-local``) write it, in the current zone."""
+    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M")
+
+
+def list_url(query: str = "") -> str:
+    return reverse("configcat_segment:event_list") + (query if query != "?" else "")
+
+
+# -- the list ------------------------------------------------------------------------------
+
+
+@staff_view(VIEW)
+def event_list(request: HttpRequest) -> HttpResponse:
+    listing = list_events(request.GET)
+    health = overview.connection_health()
+    return render_page(
+        request,
+        "event_list.html",
+        _("Event log"),
+        {
+            "listing": listing,
+            "events": listing.page.items,
+            "filter": listing.filter,
+            "errors": listing.errors,
+            "health": health,
+            "chart": hourly_chart(overview.events_per_hour()),
+            "chart_series": CHART_SERIES,
+            "connections": [row.connection for row in health],
+            "kinds": KINDS.items(),
+            "statuses": Event.Status.choices,
+            "next_url": listing.query_string(listing.page.next) if listing.page.next else None,
+            "previous_url": (
+                listing.query_string(listing.page.previous) if listing.page.previous else None
+            ),
+            "first_url": listing.query_string() if "cursor" in request.GET else None,
+            "filter_query": listing.query_string(),
+            "api_url": reverse("configcat_segment:api_events") + listing.query_string(),
+            "health_api_url": reverse("configcat_segment:api_connections"),
+        },
+    )
+
+
+def hourly_chart(hours: list[overview.HourlyCounts]) -> str:
+    """The overview's chart: a bar per hour, linking to that hour's events."""
+    bars = [
+        chart.Bar(
+            label=formats.time_format(hour.start, "H:i"),
+            title=_("%(start)s to %(end)s")
+            % {
+                "start": formats.date_format(hour.start, "D H:i"),
+                "end": formats.time_format(hour.end, "H:i"),
+            },
+            counts=hour.counts,
+            href=list_url(
+                "?"
+                + urlencode({"since": local_minute(hour.start), "until": local_minute(hour.end)})
+            ),
+        )
+        for hour in hours
+    ]
+    return chart.stacked_bars(
+        bars,
+        [(key, str(label)) for key, label in CHART_SERIES],
+        title=_("Events per hour over the last 24 hours, by status"),
+        number=lambda n: formats.number_format(n, force_grouping=True),
+    )
+
+
+# -- one event -----------------------------------------------------------------------------
+
+
+@staff_view(VIEW)
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    event = get_object_or_404(Event.objects.select_related("connection", "receipt"), pk=pk)
+    history = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Event), object_id=str(event.pk)
+    ).select_related("user")
+    return render_page(
+        request,
+        "event_detail.html",
+        _("Event %(id)s") % {"id": event.pk},
+        {
+            "event": event,
+            "payload_json": pretty_json(event.payload),
+            "receipt": event.receipt,
+            "receipt_body": body_text(event.receipt.body) if event.receipt else "",
+            "receipt_headers": (
+                sorted(displayable_headers(event.receipt.headers).items()) if event.receipt else []
+            ),
+            "history": history,
+            "can_retry": event.status in actions.RETRYABLE,
+            "can_replay": event.status in actions.REPLAYABLE,
+            "back_url": list_url(),
+        },
+    )
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+@require_POST
+@staff_view(CHANGE)
+def retry_event(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act_on_one(request, pk, actions.retry, _("retried"), actions.RETRYABLE)
+
+
+@require_POST
+@staff_view(CHANGE)
+def replay_event(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act_on_one(request, pk, actions.replay, _("replayed"), actions.REPLAYABLE)
+
+
+def _act_on_one(
+    request: HttpRequest,
+    pk: int,
+    action: Callable[..., int],
+    done: str,
+    statuses: tuple[str, ...],
+) -> HttpResponse:
+    event = get_object_or_404(Event, pk=pk)
+    if action(Event.objects.filter(pk=pk), request.user):
+        messages.success(
+            request,
+            _("Event %(id)s is %(done)s: it is queued again with the same messageId.")
+            % {"id": pk, "done": done},
+        )
+    else:
+        labels = dict(Event.Status.choices)
+        messages.warning(
+            request,
+            _("Event %(id)s is %(status)s; only %(allowed)s events can be %(done)s.")
+            % {
+                "id": pk,
+                "status": str(labels[event.status]).lower(),
+                "allowed": _(" or ").join(str(labels[s]).lower() for s in statuses),
+                "done": done,
+            },
+        )
+    return HttpResponseRedirect(reverse("configcat_segment:event_detail", args=[pk]))
+
+
+@staff_view(CHANGE)
+def bulk_retry(request: HttpRequest) -> HttpResponse:
+    """GET: how many events the filter would retry; POST: retry them."""
+    params = request.POST if request.method == "POST" else request.GET
+    event_filter, errors = read_filter(params)
+    back = list_url("?" + urlencode(event_filter.params) if event_filter.params else "")
+    if errors:
+        # Never widen a bulk action because part of the filter could not be read.
+        messages.error(
+            request,
+            _("Nothing was retried: the filter is not valid (%(errors)s).")
+            % {"errors": " ".join(errors.values())},
+        )
+        return HttpResponseRedirect(back)
+    queryset = event_filter.apply(Event.objects.all())
+    if request.method == "POST":
+        count = actions.retry(queryset, request.user)
+        messages.success(
+            request,
+            ngettext(
+                "%(count)s event is queued again.", "%(count)s events are queued again.", count
+            )
+            % {"count": formats.number_format(count, force_grouping=True)},
+        )
+        return HttpResponseRedirect(back)
+    return render_page(
+        request,
+        "event_bulk_retry.html",
+        _("Retry events"),
+        {
+            "filter": event_filter,
+            "count": queryset.filter(status__in=actions.RETRYABLE).count(),
+            "hidden_params": sorted(event_filter.params.items()),
+            "back_url": back,
+        },
+    )
