@@ -159,6 +159,7 @@ class Writer:
                 logger.exception("configcat_segment: the evaluation writer failed")
             finally:
                 db.close_old_connections()
+        db.connections.close_all()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the background thread (it finishes the flush in hand)."""
