@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from configcatclient.user import User
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from . import writer
@@ -115,8 +116,13 @@ recorder = Recorder()
 
 
 def _reconfigure(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        recorder.configure(get_settings())
+    if setting != SETTING_NAME:
+        return
+    try:
+        settings = get_settings()
+    except ImproperlyConfigured:
+        return  # get_client() and manage.py check report it
+    recorder.configure(settings)
 
 
 setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.recorder.reconfigure")

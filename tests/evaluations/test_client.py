@@ -117,7 +117,7 @@ class FakeCDN(BaseHTTPRequestHandler):
 
     requests: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).requests.append(self.path)
         body = CONFIG_V6.read_bytes()
         self.send_response(200)

@@ -98,7 +98,8 @@ def test_session_anonymous_id_is_stable_uuid_shaped_and_hides_the_key():
     assert first == session_anonymous_id(key)
     assert first != session_anonymous_id(key + "x")
     assert str(uuid.UUID(first)) == first
-    assert key not in first and key[:8] not in first.replace("-", "")
+    assert key not in first
+    assert key[:8] not in first.replace("-", "")
 
 
 def test_sampling_is_deterministic_per_user_and_close_to_the_rate():
