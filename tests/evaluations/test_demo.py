@@ -191,5 +191,5 @@ def test_demo_seed_creates_the_local_debugger_connection_once(monkeypatch):
     assert connection.endpoint == "http://127.0.0.1:9000/debugger"
 
     monkeypatch.setenv("DEMO_DEBUGGER_URL", "ftp://nope")
-    with pytest.raises(CommandError, match="DEMO_DEBUGGER_URL: .*http"):
+    with pytest.raises(CommandError, match=r"DEMO_DEBUGGER_URL: .*http"):
         call_command("demo_seed", stdout=io.StringIO())
