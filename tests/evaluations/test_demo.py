@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from segment.analytics import request as segment_request
 from segment.analytics.request import APIError, post
 
 import configcat_segment
@@ -163,11 +164,15 @@ def test_the_debugger_lists_newest_first_for_staff_without_write_keys(staff_clie
 def test_segment_analytics_python_can_post_to_the_receiver(live_server):
     """The receiver speaks Segment's protocol: Segment's own Python library posts to it."""
     host = f"{live_server.url}/debugger"
-    response = post(WRITE_KEY, host=host, gzip=True, batch=[message(1), message(2)])
-    assert response.status_code == 200
-    assert ReceivedMessage.objects.count() == 2
-    with pytest.raises(APIError) as refused:
-        post(WRITE_KEY, host=host, batch=[{"type": "track"}])
+    try:
+        response = post(WRITE_KEY, host=host, gzip=True, batch=[message(1), message(2)])
+        assert response.status_code == 200
+        assert ReceivedMessage.objects.count() == 2
+        with pytest.raises(APIError) as refused:
+            post(WRITE_KEY, host=host, batch=[{"type": "track"}])
+    finally:
+        # Its keep-alive connection would hold a server thread, and its database session.
+        segment_request._session.close()
     assert refused.value.status == 400
     assert "neither userId nor anonymousId" in refused.value.message
 
