@@ -6,6 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 
 class DedupCache:
@@ -14,8 +15,10 @@ class DedupCache:
     A key is *sent* when :meth:`first_seen` returns True; it is then a duplicate until
     ``window`` seconds after that, however often it recurs (a hit does not extend the
     window, so a flag evaluated all day is still sent once per window). At most
-    ``max_keys`` keys are kept; beyond that the least recently used one is forgotten, so
-    memory stays bounded whatever the number of users, and the keys that recur most stay.
+    ``max_keys`` keys are kept, so memory stays bounded whatever the number of users.
+    When full, the least recently used key is forgotten, approximately: keys are
+    considered oldest-sent first, and one that was hit since it was last considered gets
+    a second chance (the CLOCK approximation of LRU, which lets a hit skip the lock).
     Forgetting a key early only costs one extra event later, never a lost one.
 
     ``window`` 0 remembers nothing: every key is new. ``clock`` returns seconds (tests
@@ -33,7 +36,8 @@ class DedupCache:
         self.window = window
         self.max_keys = max_keys
         self._clock = clock
-        self._expiry: OrderedDict[Hashable, float] = OrderedDict()
+        # key -> [expiry, hit since last considered for eviction]
+        self._entries: OrderedDict[Hashable, list[Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def first_seen(self, key: Hashable) -> bool:
@@ -41,25 +45,36 @@ class DedupCache:
         if self.window <= 0:
             return True
         now = self._clock()
+        # The hot path, a duplicate, takes no lock: one dict lookup and one store, each
+        # atomic under the GIL.
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            entry[1] = True
+            return False
         with self._lock:
-            expiry = self._expiry.get(key)
-            if expiry is not None and expiry > now:
-                self._expiry.move_to_end(key)
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:  # another thread just sent it
+                entry[1] = True
                 return False
-            self._expiry[key] = now + self.window
-            self._expiry.move_to_end(key)
-            if len(self._expiry) > self.max_keys:
-                self._expiry.popitem(last=False)
+            self._entries[key] = [now + self.window, False]
+            self._entries.move_to_end(key)
+            if len(self._entries) > self.max_keys:
+                self._evict(now)
             return True
 
-    def forget(self, key: Hashable) -> None:
-        """Make ``key`` new again (used when what it stood for could not be recorded)."""
-        with self._lock:
-            self._expiry.pop(key, None)
+    def _evict(self, now: float) -> None:
+        entries = self._entries
+        while len(entries) > self.max_keys:
+            key, entry = next(iter(entries.items()))
+            if entry[1] and entry[0] > now:
+                entry[1] = False
+                entries.move_to_end(key)
+            else:
+                entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
-            self._expiry.clear()
+            self._entries.clear()
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        return len(self._entries)

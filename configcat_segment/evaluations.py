@@ -13,8 +13,7 @@ import random
 import uuid
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import messages
 from .constants import FLAG_EVALUATED
@@ -25,9 +24,12 @@ _TRUNCATION_MARK = "…"
 _TRAIT_NAMES = {"Email": "email", "Country": "country"}
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """One evaluation worth sending, as the hook saw it."""
+class Evaluation(NamedTuple):
+    """One evaluation worth sending, as the hook saw it.
+
+    A named tuple because the hook builds one on the request thread: it is the cheapest
+    immutable record Python has.
+    """
 
     flag_key: str
     value: Any

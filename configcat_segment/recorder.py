@@ -46,22 +46,22 @@ class Recorder:
         self.dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
 
     def __call__(self, details: Any) -> None:
+        # The hot path: most evaluations end at the dedup check, so it does the least.
         if details.is_default_value and details.error:
             self._failed(details)
             return
-        context = current.get()
         user = details.user
         user_id = user.get_identifier() if isinstance(user, User) else None
         if user_id:
             identity: str | None = str(user_id)
-        elif context is not None:
-            identity = context.anonymous_id
         else:
-            identity = None
+            user = None
+            context = current.get()
+            identity = context.anonymous_id if context is not None else None
         variation = details.variation_id
         key = (identity, details.key, details.value if variation is None else variation)
         if self.dedup.first_seen(key):
-            self._record(details, context, user if user_id else None, identity)
+            self._record(details, current.get(), user, identity)
 
     def _record(self, details: Any, context: Any, user: Any, identity: str | None) -> None:
         settings = self.settings

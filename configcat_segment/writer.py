@@ -15,16 +15,20 @@ counted; the count is logged and stored (``EvaluationCounter``), so
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django import db
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
-from .conf import get_settings
+from .conf import SETTING_NAME, get_settings
 from .evaluations import Evaluation, messages_for
 
 logger = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class Writer:
         self._reset()
 
     def _reset(self) -> None:
+        self.configure()
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -52,6 +57,12 @@ class Writer:
         self.failed = 0  # not yet stored
         self._drops_logged_at = 0.0
 
+    def configure(self) -> None:
+        """(Re)read the settings the calling thread's side needs."""
+        settings = get_settings()
+        self.capacity = settings.EVALUATION_BUFFER_SIZE
+        self.threaded = settings.EVALUATION_WRITER == "thread"
+
     # -- the calling thread's side: cheap, no I/O ---------------------------------------
 
     def add(self, evaluations: Sequence[Evaluation]) -> None:
@@ -60,8 +71,7 @@ class Writer:
             return
         if self._pid != os.getpid():
             self._reset()  # a fork()ed child: the parent's buffer and thread are not ours
-        settings = get_settings()
-        capacity = settings.EVALUATION_BUFFER_SIZE
+        capacity = self.capacity
         with self._lock:
             room = capacity - len(self._buffer)
             accepted = evaluations if room >= len(evaluations) else evaluations[: max(room, 0)]
@@ -71,7 +81,7 @@ class Writer:
             size = len(self._buffer)
         if dropped:
             self._log_drops()
-        if settings.EVALUATION_WRITER == "thread":
+        if self.threaded:
             self._ensure_thread()
             if size * 2 >= capacity:
                 self._wake.set()
@@ -79,7 +89,7 @@ class Writer:
     def count_failed(self) -> None:
         with self._lock:
             self.failed += 1
-        if get_settings().EVALUATION_WRITER == "thread":
+        if self.threaded:
             self._ensure_thread()
 
     def __len__(self) -> int:
@@ -123,9 +133,8 @@ class Writer:
             return written
 
     def _put_back(self, batch: list[Evaluation], dropped: int, failed: int) -> None:
-        capacity = get_settings().EVALUATION_BUFFER_SIZE
         with self._lock:
-            room = max(capacity - len(self._buffer), 0)
+            room = max(self.capacity - len(self._buffer), 0)
             kept = batch[:room]
             self._buffer.extendleft(reversed(kept))
             self.dropped += dropped + len(batch) - len(kept)
@@ -210,6 +219,15 @@ def store_counts(*, dropped: int = 0, failed: int = 0) -> None:
 
 
 _writer = Writer()
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        with contextlib.suppress(ImproperlyConfigured):  # get_client() reports it
+            _writer.configure()
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="configcat_segment.writer.configure")
 
 
 def get_writer() -> Writer:
