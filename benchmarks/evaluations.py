@@ -364,7 +364,7 @@ def bench_segment_calls(bare: Any, users: list[Any]) -> None:
             found = details.get((u, f))
             if found is None:
                 found = details[u, f] = bare.get_value_details(f"flag{f:02d}", None, users[u])
-            recorder(found)
+            recorder.on_flag_evaluated(found)
         ours = counted["track"] + counted["identify"]
         naive = 2 * total
         return [
@@ -411,7 +411,7 @@ def bench_memory(total: int) -> None:
     baseline = tracemalloc.get_traced_memory()[0]
     for n in range(1, total + 1):
         user = User(f"user-{n}", email=f"user-{n}@example.com")
-        recorder(EvaluationDetails("flag00", True, "flag00-on", user=user))
+        recorder.on_flag_evaluated(EvaluationDetails("flag00", True, "flag00-on", user=user))
         if n in checkpoints:
             gc.collect()
             used = tracemalloc.get_traced_memory()[0] - baseline
@@ -482,6 +482,7 @@ def _settings() -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    parser.add_argument("--only", nargs="*", default=[], help="run only these parts")
     args = parser.parse_args()
     reps = 3 if args.quick else 9
 
@@ -563,13 +564,18 @@ def main() -> None:
     users = [make_user(f"user-{n}", n) for n in range(USERS)]
 
     print(f"Python {sys.version.split()[0]}, Django {django.get_version()}, {reps} repetitions")
-    bench_dedup_hit(forwarded, bare, users, reps * 2)
-    bench_first_seen(forwarded, bare, reps * 2, 2000)
-    bench_naive(forwarded, bare, naive, users, reps)
-    bench_wsgi(reps, 300)
-    bench_segment_calls(bare, users)
-    bench_writer(3, 2000)
-    bench_memory(100_000 if args.quick else 1_000_000)
+    parts: dict[str, Callable[[], None]] = {
+        "hit": lambda: bench_dedup_hit(forwarded, bare, users, reps * 2),
+        "first": lambda: bench_first_seen(forwarded, bare, reps * 2, 2000),
+        "naive": lambda: bench_naive(forwarded, bare, naive, users, reps),
+        "wsgi": lambda: bench_wsgi(reps, 300),
+        "calls": lambda: bench_segment_calls(bare, users),
+        "writer": lambda: bench_writer(3, 2000),
+        "memory": lambda: bench_memory(100_000 if args.quick else 1_000_000),
+    }
+    for name, part in parts.items():
+        if not args.only or name in args.only:
+            part()
 
 
 if __name__ == "__main__":

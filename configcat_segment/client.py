@@ -2,8 +2,8 @@
 
 Created on first use, never at import time, and once per process: the SDK's auto-poll
 thread does not survive ``fork()``, so a child process (gunicorn ``--preload``, uWSGI
-without ``lazy-apps``, ``multiprocessing``) notices the parent's client is not its own and
-builds a fresh one. It is closed at exit.
+without ``lazy-apps``, ``multiprocessing``) sets the parent's client aside (an
+``os.register_at_fork`` hook) and builds a fresh one on first use. It is closed at exit.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ _OVERRIDE_BEHAVIOURS = {
 
 _lock = threading.Lock()
 _client: Any = None
-_client_pid: int | None = None
+# In a fork()ed child: the parent's client, to be closed before this process makes its own.
+_inherited: Any = None
 _closing_registered = False
 # Hooks objects forwarding is attached to (weakly: a client's lifetime is its owner's).
 _forwarding: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -95,26 +96,27 @@ def get_client() -> Any:
     off). Safe to call from any thread, and after ``fork()``.
     """
     client = _client
-    if client is not None and _client_pid == os.getpid():
+    if client is not None:
         return client
     return _build()
 
 
 def _build() -> Any:
-    global _client, _client_pid, _closing_registered
+    global _client, _inherited, _closing_registered
     with _lock:
-        if _client is not None and _client_pid == os.getpid():
-            return _client
         if _client is not None:
+            return _client
+        if _inherited is not None:
             # The parent's client, inherited through fork(): its polling thread is gone.
             # Closing it here only unregisters it from the SDK, so a fresh one can be made.
-            _client.close()
+            _inherited.close()
+            _inherited = None
         settings = get_settings()
         sdk_key, options = client_options(settings)
         client = configcatclient.get(sdk_key, options)
         if settings.FORWARD_EVALUATIONS:
             forward_evaluations(client)
-        _client, _client_pid = client, os.getpid()
+        _client = client
         if not _closing_registered:
             atexit.register(close)
             _closing_registered = True
@@ -123,11 +125,10 @@ def _build() -> Any:
 
 def close() -> None:
     """Close the process's client (its polling thread stops); the next use builds a new one."""
-    global _client, _client_pid
+    global _client
     with _lock:
         client, _client = _client, None
-        pid, _client_pid = _client_pid, None
-    if client is not None and pid == os.getpid():
+    if client is not None:
         _forwarding.discard(client.get_hooks())
         client.close()
 
@@ -142,15 +143,18 @@ def forward_evaluations(client: Any) -> Any:
 
     hooks = client.get_hooks()
     if hooks not in _forwarding:
-        hooks.add_on_flag_evaluated(recorder)
+        hooks.add_on_flag_evaluated(recorder.on_flag_evaluated)
         _forwarding.add(hooks)
     return client
 
 
 def _after_fork_in_child() -> None:
-    global _lock
+    global _lock, _client, _inherited
     # A thread of the parent may have held the lock at the moment of fork().
     _lock = threading.Lock()
+    # Checked here, once, rather than comparing os.getpid() (a system call) on every use.
+    if _client is not None:
+        _client, _inherited = None, _client
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -45,15 +45,15 @@ class Recorder:
         self.settings = settings
         self.dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
 
-    def __call__(self, details: Any) -> None:
-        # The hot path: most evaluations end at the dedup check, so it does the least.
+    def on_flag_evaluated(self, details: Any) -> None:
+        """The SDK's hook. The hot path: most evaluations end at the dedup check."""
         if details.is_default_value and details.error:
             self._failed(details)
             return
         user = details.user
         user_id = user.get_identifier() if isinstance(user, User) else None
         if user_id:
-            identity: str | None = str(user_id)
+            identity: str | None = user_id if type(user_id) is str else str(user_id)
         else:
             user = None
             context = current.get()

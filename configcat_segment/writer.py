@@ -69,8 +69,6 @@ class Writer:
         """Buffer ``evaluations``; whatever does not fit is dropped and counted."""
         if not evaluations:
             return
-        if self._pid != os.getpid():
-            self._reset()  # a fork()ed child: the parent's buffer and thread are not ours
         capacity = self.capacity
         with self._lock:
             room = capacity - len(self._buffer)
