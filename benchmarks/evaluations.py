@@ -349,28 +349,32 @@ def bench_segment_calls(bare: Any, users: list[Any]) -> None:
             counted["track"] += 1
             counted["identify"] += evaluation.identify
 
-    def simulate(rate: float | None, seconds: float, window: int | None = None) -> list[Any]:
+    def simulate(rate: float | None, seconds: float, **overrides: Any) -> list[Any]:
+        from dataclasses import replace
+
         clock = [0.0]
         recorder = Recorder(clock=lambda: clock[0])
-        if window is not None:
-            from dataclasses import replace
-
-            recorder.configure(replace(recorder.settings, DEDUP_WINDOW_SECONDS=window))
+        recorder.configure(replace(recorder.settings, **overrides))
         total = 10_000 if rate is None else int(rate * seconds)
         counted.update(track=0, identify=0)
+        keys, identities = set(), set()
         for n, (u, f) in enumerate(zipf_draws(total, seed=3)):
             if rate is not None:
                 clock[0] = n / rate
             found = details.get((u, f))
             if found is None:
                 found = details[u, f] = bare.get_value_details(f"flag{f:02d}", None, users[u])
+            keys.add((u, f, found.variation_id))
+            identities.add(u)
             recorder.on_flag_evaluated(found)
         ours = counted["track"] + counted["identify"]
         naive = 2 * total
+        floor = f"{len(keys) + len(identities):,}" if rate is None else ""
         return [
             f"{total:,}",
             f"{naive:,}",
             f"{ours:,}",
+            floor,
             f"{ours / total * 10_000:,.0f}",
             f"{ours / naive:.1%}",
         ]
@@ -382,14 +386,26 @@ def bench_segment_calls(bare: Any, users: list[Any]) -> None:
             ["10 evaluations/s for 1 h, default window", *simulate(10, 3600)],
             ["100 evaluations/s for 1 h, default window", *simulate(100, 3600)],
             ["1,000 evaluations/s for 10 min, default window", *simulate(1000, 600)],
-            ["burst, window 0 (every evaluation, like the seed)", *simulate(None, 0, window=0)],
+            ["burst, default window, SAMPLE_RATE 0.4", *simulate(None, 0, SAMPLE_RATE=0.4)],
+            [
+                "burst, window 0 (every evaluation, like the seed)",
+                *simulate(None, 0, DEDUP_WINDOW_SECONDS=0),
+            ],
         ]
     finally:
         writer.add = real_add
     table(
         f"Segment calls (tracks + identifies) on a Zipf workload ({USERS:,} users, "
         f"{FLAG_COUNT} flags, s = {ZIPF_S}); naive = identify + track per evaluation",
-        ["workload", "evaluations", "naive calls", "our calls", "ours per 10,000", "ours ÷ naive"],
+        [
+            "workload",
+            "evaluations",
+            "naive calls",
+            "our calls",
+            "distinct users + keys",
+            "ours per 10,000",
+            "ours ÷ naive",
+        ],
         rows,
     )
 

@@ -46,7 +46,7 @@ class Writer:
 
     def _reset(self) -> None:
         self.configure()
-        self._pid = os.getpid()
+        self._pid = os.getpid()  # the exit flush is only for the process that buffered
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._buffer: deque[Evaluation] = deque()
@@ -258,6 +258,11 @@ def _flush_at_exit() -> None:
         _writer.flush()
     except Exception:
         logger.exception("configcat_segment: could not write evaluations at exit")
+    if len(_writer):
+        logger.error(
+            "configcat_segment: %d evaluations could not be written before exit and are lost",
+            len(_writer),
+        )
 
 
 def _after_fork_in_child() -> None:

@@ -295,3 +295,27 @@ def test_check_warns_when_forwarding_without_the_middleware(configure):
         configure(FORWARD_EVALUATIONS=False)
         assert "configcat_segment.W003" not in [m.id for m in run_checks()]
     assert "configcat_segment.W003" not in [m.id for m in run_checks()]
+
+
+def test_the_template_tag_reports_bad_usage_clearly():
+    from django.template import TemplateSyntaxError, engines
+
+    django_engine = engines["django"]
+    with pytest.raises(TemplateSyntaxError, match="'flag' did not receive value"):
+        django_engine.from_string('{% load configcat_segment %}{% flag "maxItems" %}')
+    template = django_engine.from_string(
+        "{% load configcat_segment %}{% flag key 0 as value %}{{ value }}"
+    )
+    with pytest.raises(TemplateSyntaxError, match=r'needs a flag key .* \{% flag "myFlag"'):
+        template.render({"key": 42})
+
+
+def test_the_template_tag_without_a_request_evaluates_without_a_user(segment_connection):
+    from django.template import engines
+
+    template = engines["django"].from_string(
+        '{% load configcat_segment %}{% flag "discountRate" 0.0 %}'
+    )
+    assert template.render({}) == "0.15"
+    (track,) = flushed_tracks()
+    assert "userId" not in track

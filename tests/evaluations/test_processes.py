@@ -125,3 +125,28 @@ def test_the_background_writer_thread(segment_connection, configure):
         assert len(writer.get_writer()) == 0
     finally:
         writer.get_writer().stop()
+
+
+def test_a_forked_child_gets_its_own_client_and_an_empty_buffer():
+    """The fork hooks alone, without a database: this runs on every backend."""
+    parent_client = configcat_segment.get_client()
+    parent_client.get_value("isPremium", False, PRO_USER)
+    assert len(writer.get_writer()) == 1
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            child_client = configcat_segment.get_client()
+            checks = [
+                child_client is not parent_client,
+                len(writer.get_writer()) == 0,
+                child_client.get_value("maxItems", 0, User("u", custom={"plan": "pro"})) == 50,
+                len(writer.get_writer()) == 1,
+            ]
+            code = 0 if all(checks) else 10 + checks.index(False)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert configcat_segment.get_client() is parent_client
+    assert len(writer.get_writer()) == 1

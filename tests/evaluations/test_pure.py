@@ -219,3 +219,34 @@ def test_request_context_goes_into_the_message():
     assert track["context"]["page"] == context["page"]
     assert track["context"]["userAgent"] == "UA"
     assert json.loads(json.dumps(track)) == track
+
+
+def test_dedup_sends_a_key_once_even_when_threads_race():
+    import threading
+
+    cache = DedupCache(window=300, max_keys=1000)
+    barrier = threading.Barrier(16)
+    results: list[bool] = []
+
+    def race() -> None:
+        barrier.wait()
+        results.extend(cache.first_seen(("u1", "flag", n % 4)) for n in range(400))
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 4
+
+
+def test_dedup_keeps_hot_keys_when_full():
+    """Under pressure from one-off keys, a key that keeps recurring is not re-sent."""
+    clock = Clock()
+    cache = DedupCache(window=300, max_keys=100, clock=clock)
+    sends_of_hot = 0
+    for n in range(10_000):
+        sends_of_hot += cache.first_seen("hot")
+        cache.first_seen(("one-off", n))
+    assert sends_of_hot == 1
+    assert len(cache) == 100
