@@ -108,6 +108,10 @@ class RequestContext:
             return None
         return self._user_factory(self.request)
 
+    @property
+    def user_built(self) -> bool:
+        return "user" in self.__dict__
+
     @functools.cached_property
     def _anonymous(self) -> tuple[str, str]:
         settings = get_settings()

@@ -49,7 +49,7 @@ class RequestFlags:
         return bool(self.get_value(key, default_value))
 
     async def auser(self) -> Any:
-        if "user" in self._context.__dict__:
+        if self._context.user_built:
             return self._context.user
         return await sync_to_async(lambda: self._context.user)()
 
