@@ -6,7 +6,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
 
 
 class DedupCache:
@@ -36,8 +35,9 @@ class DedupCache:
         self.window = window
         self.max_keys = max_keys
         self._clock = clock
-        # key -> [expiry, hit since last considered for eviction]
-        self._entries: OrderedDict[Hashable, list[Any]] = OrderedDict()
+        # key -> expiry time, negated once the key is hit (its "second chance" mark). A bare
+        # float per key keeps memory small; expiry times are positive, so the sign is free.
+        self._expiry: OrderedDict[Hashable, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def first_seen(self, key: Hashable) -> bool:
@@ -45,36 +45,38 @@ class DedupCache:
         if self.window <= 0:
             return True
         now = self._clock()
-        # The hot path, a duplicate, takes no lock: one dict lookup and one store, each
-        # atomic under the GIL.
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            entry[1] = True
-            return False
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] > now:  # another thread just sent it
-                entry[1] = True
+        # The hot path, a duplicate, takes no lock: a dict lookup and maybe a store, each
+        # atomic under the GIL. (A mark lost to a racing eviction only costs an extra send.)
+        expiry = self._expiry.get(key)
+        if expiry is not None:
+            if expiry > now:
+                self._expiry[key] = -expiry
                 return False
-            self._entries[key] = [now + self.window, False]
-            self._entries.move_to_end(key)
-            if len(self._entries) > self.max_keys:
+            if -expiry > now:
+                return False
+        with self._lock:
+            expiry = self._expiry.get(key)
+            if expiry is not None and abs(expiry) > now:  # another thread just sent it
+                return False
+            self._expiry[key] = now + self.window
+            self._expiry.move_to_end(key)
+            if len(self._expiry) > self.max_keys:
                 self._evict(now)
             return True
 
     def _evict(self, now: float) -> None:
-        entries = self._entries
+        entries = self._expiry
         while len(entries) > self.max_keys:
-            key, entry = next(iter(entries.items()))
-            if entry[1] and entry[0] > now:
-                entry[1] = False
+            key, expiry = next(iter(entries.items()))
+            if expiry < 0 and -expiry > now:  # hit since last considered: a second chance
+                entries[key] = -expiry
                 entries.move_to_end(key)
             else:
                 entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._expiry.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._expiry)
