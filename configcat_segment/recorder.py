@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from configcatclient.user import User
@@ -33,7 +34,7 @@ FAILURE_LOG_INTERVAL = 60.0
 class Recorder:
     """The hook callable. One per process (:data:`recorder`), shared by every client."""
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._failures_unlogged = 0
