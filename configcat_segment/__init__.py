@@ -1,3 +1,32 @@
-"""ConfigCat feature flag changes and evaluations, forwarded to Twilio Segment."""
+"""ConfigCat feature flag changes and evaluations, forwarded to Twilio Segment.
+
+``get_client``, ``forward_evaluations`` and ``flush`` are imported on first use, so
+importing the package loads neither Django models nor the ConfigCat SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "flush", "forward_evaluations", "get_client"]
+
+if TYPE_CHECKING:
+    from .client import forward_evaluations, get_client
+    from .writer import flush
+
+_LAZY = {
+    "get_client": "client",
+    "forward_evaluations": "client",
+    "flush": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module_name}"), name)

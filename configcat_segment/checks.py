@@ -12,9 +12,10 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from .conf import SETTING_NAME, find_problems
+from .conf import SETTING_NAME, find_problems, get_settings
 
 _KIND_IDS = {
     "type": "configcat_segment.E001",
@@ -74,8 +75,33 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
     return []
 
 
+MIDDLEWARE_PATH = "configcat_segment.middleware.FlagEvaluationMiddleware"
+
+
+def check_evaluation_middleware(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    try:
+        forwarding = get_settings().FORWARD_EVALUATIONS
+    except ImproperlyConfigured:  # E003 reports it
+        return []
+    if not forwarding or MIDDLEWARE_PATH in settings.MIDDLEWARE:
+        return []
+    return [
+        checks.Warning(
+            "Evaluations are forwarded, but FlagEvaluationMiddleware is not in MIDDLEWARE: "
+            "evaluations made in requests are sent without the request's page, user agent "
+            "or anonymous id, and request.flags and the {% flag %} tag's user are missing.",
+            hint=f'Add "{MIDDLEWARE_PATH}" to MIDDLEWARE (after AuthenticationMiddleware), '
+            'or set CONFIGCAT_SEGMENT["FORWARD_EVALUATIONS"] = False.',
+            id="configcat_segment.W003",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(check_settings)
     checks.register(check_rest_framework)
     checks.register(check_segment_logger)
     checks.register(check_urls, checks.Tags.urls)
+    checks.register(check_evaluation_middleware)

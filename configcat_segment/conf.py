@@ -132,6 +132,9 @@ class AppSettings:
     SET_ANONYMOUS_ID_COOKIE: bool = False
     EVALUATION_BUFFER_SIZE: int = 10_000
     EVALUATION_FLUSH_SECONDS: float = 1.0
+    # "thread": a background thread writes buffered evaluations; "manual": only
+    # configcat_segment.flush() (and the flush at exit) does.
+    EVALUATION_WRITER: str = "thread"
 
     # The event log page.
     EVENT_LOG_PAGE_SIZE: int = 50
@@ -170,6 +173,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "SET_ANONYMOUS_ID_COOKIE": _boolean,
     "EVALUATION_BUFFER_SIZE": _positive_int,
     "EVALUATION_FLUSH_SECONDS": _positive_number,
+    "EVALUATION_WRITER": _one_of("thread", "manual"),
     "EVENT_LOG_PAGE_SIZE": _positive_int,
 }
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import Count
 
-from ...models import Event, SegmentConnection
+from ...models import EvaluationCounter, Event, SegmentConnection
 from ...serializers import connection_json
 from ..base import JSONCommand
 
@@ -29,5 +29,12 @@ class Command(JSONCommand):
                     connection_json(c, counts=counts[c.pk]) for c in SegmentConnection.objects.all()
                 ],
                 "events": totals,
+                # Evaluations not forwarded, summed over every process: "dropped" when
+                # the in-memory buffer was full, "failed" when the SDK could not evaluate.
+                "evaluations": {
+                    EvaluationCounter.DROPPED: 0,
+                    EvaluationCounter.FAILED: 0,
+                    **EvaluationCounter.objects.totals(),
+                },
             }
         )

@@ -1,4 +1,6 @@
-"""Seed the demo: a superuser ``admin`` (password printed once, or DEMO_ADMIN_PASSWORD)."""
+"""Seed the demo: a superuser ``admin`` (password printed once, or DEMO_ADMIN_PASSWORD),
+and the connection "Local debugger" that sends to the demo's own Segment-compatible
+receiver (``DEMO_DEBUGGER_URL``, default ``http://127.0.0.1:8000/debugger``)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,51 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from configcat_segment.models import Region, SegmentConnection
+
+DEBUGGER_NAME = "Local debugger"
+DEBUGGER_URL = "http://127.0.0.1:8000/debugger"
+# Not a secret: the local receiver accepts any key.
+DEBUGGER_WRITE_KEY = "demo-local-debugger-write-key"
 
 
 class Command(BaseCommand):
-    help = "Create the demo's superuser 'admin'. Safe to run again."
+    help = "Create the demo's superuser 'admin' and 'Local debugger' connection. Safe to rerun."
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.seed_admin()
+        self.seed_debugger_connection()
+
+    def seed_debugger_connection(self) -> None:
+        wanted = os.environ.get("DEMO_DEBUGGER_URL")
+        endpoint = wanted or DEBUGGER_URL
+        connection = SegmentConnection.objects.filter(name=DEBUGGER_NAME).first()
+        created = connection is None
+        if connection is None:
+            connection = SegmentConnection(name=DEBUGGER_NAME, write_key=DEBUGGER_WRITE_KEY)
+        elif not wanted or connection.endpoint == wanted.rstrip("/"):
+            self.stdout.write(
+                f"Connection {DEBUGGER_NAME!r} exists; left as it is "
+                "(set DEMO_DEBUGGER_URL to point it elsewhere)."
+            )
+            return
+        connection.region = Region.CUSTOM
+        connection.custom_endpoint = endpoint
+        try:
+            connection.full_clean()
+        except ValidationError as exc:
+            raise CommandError(f"DEMO_DEBUGGER_URL: {' '.join(exc.messages)}") from None
+        connection.save()
+        verb = "Created" if created else "Updated"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} connection {DEBUGGER_NAME!r}: events go to {connection.endpoint}/v1/batch "
+                "and show on /debugger/."
+            )
+        )
 
     def seed_admin(self) -> None:
         user_model = get_user_model()

@@ -1,0 +1,154 @@
+"""What one recorded evaluation becomes in Segment. Pure functions: no Django, no I/O.
+
+The evaluation hook records an :class:`Evaluation` (cheap: references, no formatting);
+the background writer turns it into messages with :func:`messages_for`, once per
+connection, off the request thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+import zlib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from . import messages
+from .constants import FLAG_EVALUATED
+
+_TRUNCATION_MARK = "…"
+
+# How the ConfigCat user's predefined attributes are named as Segment traits.
+_TRAIT_NAMES = {"Email": "email", "Country": "country"}
+
+
+class Evaluation(NamedTuple):
+    """One evaluation worth sending, as the hook saw it.
+
+    A named tuple because the hook builds one on the request thread: it is the cheapest
+    immutable record Python has.
+    """
+
+    flag_key: str
+    value: Any
+    variation_id: str | None
+    # Unix time of the evaluation.
+    timestamp: float
+    # The ConfigCat ``User`` the SDK evaluated with (None when there was none).
+    user: Any
+    # Segment's identity: ``user_id`` from the user's identifier; ``anonymous_id`` from
+    # the request (analytics.js cookie, session or random), or None to draw a random one.
+    user_id: str | None
+    anonymous_id: str | None
+    # Segment ``context`` fields of the request (page, userAgent, ip), None outside requests.
+    context: Mapping[str, Any] | None
+    # Also send an ``identify`` of the user (the first evaluation for them in the window).
+    identify: bool = False
+    # The dedup window it was counted in, for deterministic messageIds; None: random ids.
+    window: int | None = None
+
+
+def user_properties(user: Any) -> dict[str, Any]:
+    """The ConfigCat user as a dict, as ConfigCat serialises it (``str(user)`` is JSON).
+
+    Never ``vars(user)``: that yields the class's name-mangled private fields. A custom
+    attribute ``str(user)`` cannot serialise leaves only the predefined attributes.
+    """
+    try:
+        loaded = json.loads(str(user))
+    except (TypeError, ValueError):
+        loaded = None
+    if isinstance(loaded, dict):
+        return loaded
+    predefined = {name: user.get_attribute(name) for name in ("Email", "Country")}
+    found = {"Identifier": user.get_identifier(), **predefined}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def traits(user: Mapping[str, Any]) -> dict[str, Any]:
+    """``identify`` traits from the user's attributes (``Email`` becomes ``email``, ...)."""
+    return {
+        _TRAIT_NAMES.get(name, name): value for name, value in user.items() if name != "Identifier"
+    }
+
+
+def event_value(value: Any, variation_id: str | None, long_value_length: int) -> Any:
+    """The ``value`` property: a text longer than ``long_value_length`` is sent as its
+    variation id, as ConfigCat asks; without one (simple local flags), it is cut."""
+    if isinstance(value, str) and len(value) > long_value_length:
+        if variation_id:
+            return variation_id
+        return value[:long_value_length] + _TRUNCATION_MARK
+    return value
+
+
+def in_sample(identity: str | None, rate: float) -> bool:
+    """Whether ``identity`` is among the ``rate`` share of users whose evaluations are sent.
+
+    Deterministic: a user is in or out for good, so their events are complete or absent,
+    never a random subset. Evaluations with no identity at all are sampled at random.
+    """
+    if rate >= 1:
+        return True
+    if identity is None:
+        return random.random() < rate  # noqa: S311 -- sampling, not security
+    return zlib.crc32(identity.encode()) / 0x1_0000_0000 < rate
+
+
+def messages_for(
+    evaluation: Evaluation, *, salt: str, long_value_length: int
+) -> list[dict[str, Any]]:
+    """The Segment messages for ``evaluation``: a ``track``, maybe preceded by an ``identify``.
+
+    With a dedup window the messageIds are derived from (``salt``, user, flag, variation,
+    window): every process that sends the same evaluation in the same window makes the same
+    id, so the outbox keeps one and Segment would drop a repeat. ``salt`` is the
+    connection's secret, which keeps ids unique across connections and installations.
+    """
+    timestamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC)
+    identity = evaluation.user_id or evaluation.anonymous_id
+    anonymous_id = evaluation.anonymous_id
+    if not identity:
+        # No user and no request: ConfigCat's own integration uses a random anonymousId.
+        anonymous_id = str(uuid.uuid4())
+    user = user_properties(evaluation.user) if evaluation.user is not None else None
+
+    def message_id(kind: str, *parts: object) -> str:
+        if evaluation.window is None:
+            return messages.random_message_id()
+        return messages.message_id(salt, kind, *parts, evaluation.window)
+
+    properties: dict[str, Any] = {
+        "feature_flag_key": evaluation.flag_key,
+        "value": event_value(evaluation.value, evaluation.variation_id, long_value_length),
+        "variation_id": evaluation.variation_id,
+    }
+    if user is not None:
+        properties["user"] = user
+    variation = evaluation.variation_id or json.dumps(messages.json_safe(evaluation.value))
+    sent: list[dict[str, Any]] = []
+    if evaluation.identify and user is not None and evaluation.user_id:
+        sent.append(
+            messages.identify(
+                traits=traits(user),
+                timestamp=timestamp,
+                message_id=message_id("identify", evaluation.user_id),
+                user_id=evaluation.user_id,
+                anonymous_id=anonymous_id,
+                context=evaluation.context,
+            )
+        )
+    sent.append(
+        messages.track(
+            event=FLAG_EVALUATED,
+            properties=properties,
+            timestamp=timestamp,
+            message_id=message_id("evaluated", identity or "", evaluation.flag_key, variation),
+            user_id=evaluation.user_id,
+            anonymous_id=anonymous_id,
+            context=evaluation.context,
+        )
+    )
+    return sent

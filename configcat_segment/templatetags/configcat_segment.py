@@ -1,0 +1,33 @@
+"""``{% load configcat_segment %}`` ... ``{% flag "key" default as name %}``.
+
+Evaluates a flag for the request's ConfigCat user (through ``request.flags`` when the
+middleware is installed), so the evaluation is forwarded like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from ..client import get_client
+from ..conf import get_settings
+from ..users import load_user_factory
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def flag(context: template.Context, key: Any, default: Any) -> Any:
+    """The value of flag ``key`` for the request's user, ``default`` when it cannot be had."""
+    if not isinstance(key, str) or not key:
+        raise template.TemplateSyntaxError(
+            f"{{% flag %}} needs a flag key (a non-empty string) as its first argument, "
+            f'not {key!r}: {{% flag "myFlag" False as my_flag %}}'
+        )
+    request = context.get("request")
+    flags = getattr(request, "flags", None)
+    if flags is not None:
+        return flags.get_value(key, default)
+    user = load_user_factory(get_settings().USER_FACTORY)(request) if request else None
+    return get_client().get_value(key, default, user)

@@ -1,0 +1,158 @@
+"""Real processes: a shell that exits, a fork()ed child, the background writer thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from configcatclient.user import User
+from django.db import connections
+
+import configcat_segment
+from configcat_segment import writer
+from configcat_segment.models import Event
+
+from .conftest import CONFIG_V6, PRO_USER, tracks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Python 3.12 warns about fork() in a process with threads. Earlier tests leave idle
+# threads behind (asgiref's executor, for one); none holds a lock the child takes.
+forking = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_shell_forwards_its_evaluations_at_exit(tmp_path):
+    """No request, no flush() call: the evaluations are written when the process exits."""
+    database = tmp_path / "shell.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "CONFIGCAT_FLAG_OVERRIDES": str(CONFIG_V6),
+        "CONFIGCAT_SEGMENT_DELIVERY": "worker",
+    }
+    manage("migrate", "--noinput", "-v0", env=env)
+    manage(
+        "configcat_segment_connect",
+        "--name",
+        "Prod",
+        "--write-key",
+        "wk_0123456789",
+        "--region",
+        "us",
+        env=env,
+    )
+    manage(
+        "shell",
+        "-c",
+        "import configcat_segment; from configcatclient.user import User; "
+        "client = configcat_segment.get_client(); "
+        "[client.get_value(k, None, User('u-shell', country='HU')) "
+        "for k in ('isPremium', 'betaRollout', 'isPremium')]",
+        env=env,
+    )
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT type, flag_key, user_id, payload FROM configcat_segment_event ORDER BY id"
+        ).fetchall()
+    assert [(kind, flag, user) for kind, flag, user, _ in rows] == [
+        ("identify", "isPremium", "u-shell"),
+        ("track", "isPremium", "u-shell"),
+        ("track", "betaRollout", "u-shell"),
+    ]
+    payload = json.loads(rows[1][3])
+    assert "page" not in payload["context"]
+    status = json.loads(manage("configcat_segment_status", env=env))
+    assert status["events"]["pending"] == 3
+
+
+@forking
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_child_still_forwards(segment_connection):
+    parent_client = configcat_segment.get_client()
+    parent_client.get_value("isPremium", False, PRO_USER)
+    assert len(writer.get_writer()) == 1
+    connections.close_all()  # the child must not share the parent's database socket
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            child_client = configcat_segment.get_client()
+            fresh = child_client is not parent_client and len(writer.get_writer()) == 0
+            child_client.get_value("maxItems", 0, User("u-child", custom={"plan": "pro"}))
+            configcat_segment.flush()
+            connections.close_all()
+            code = 0 if fresh else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent still has its own evaluation, once: the child did not write it too.
+    assert configcat_segment.get_client() is parent_client
+    configcat_segment.flush()
+    sent = {(t["userId"], t["properties"]["feature_flag_key"]): t for t in tracks()}
+    assert set(sent) == {("u-pro", "isPremium"), ("u-child", "maxItems")}
+    assert sent["u-child", "maxItems"]["properties"]["value"] == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_writer_thread(segment_connection, configure):
+    # A long interval: the thread must be woken by the buffer filling up, not by time.
+    configure(EVALUATION_WRITER="thread", EVALUATION_FLUSH_SECONDS=3600, EVALUATION_BUFFER_SIZE=4)
+    client = configcat_segment.get_client()
+    try:
+        client.get_value("isPremium", False, User("u1"))
+        client.get_value("isPremium", False, User("u2"))
+        deadline = time.monotonic() + 30  # a safety net only
+        while Event.objects.filter(type="track").count() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sorted(t["userId"] for t in tracks()) == ["u1", "u2"]
+        assert len(writer.get_writer()) == 0
+    finally:
+        writer.get_writer().stop()
+
+
+@forking
+def test_a_forked_child_gets_its_own_client_and_an_empty_buffer():
+    """The fork hooks alone, without a database: this runs on every backend."""
+    parent_client = configcat_segment.get_client()
+    parent_client.get_value("isPremium", False, PRO_USER)
+    assert len(writer.get_writer()) == 1
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            child_client = configcat_segment.get_client()
+            checks = [
+                child_client is not parent_client,
+                len(writer.get_writer()) == 0,
+                child_client.get_value("maxItems", 0, User("u", custom={"plan": "pro"})) == 50,
+                len(writer.get_writer()) == 1,
+            ]
+            code = 0 if all(checks) else 10 + checks.index(False)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert configcat_segment.get_client() is parent_client
+    assert len(writer.get_writer()) == 1
