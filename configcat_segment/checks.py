@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.core import checks
 from django.urls import NoReverseMatch, reverse
 
-from .conf import SETTING_NAME, find_problems
+from .conf import SETTING_NAME, find_problems, setting_path
 
 _KIND_IDS = {
     "type": "configcat_segment.E001",
@@ -58,6 +59,21 @@ def check_segment_logger(app_configs: Any = None, **kwargs: Any) -> list[checks.
     ]
 
 
+def check_unsigned_webhooks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if not isinstance(raw, Mapping) or raw.get("ALLOW_UNSIGNED_WEBHOOKS") is not True:
+        return []
+    return [
+        checks.Warning(
+            f"{setting_path('ALLOW_UNSIGNED_WEBHOOKS')} is on: anyone who knows the webhook URL "
+            "of a connection without a signing key can send it flag changes.",
+            hint="Copy ConfigCat's webhook signing key into every Segment connection, then "
+            "turn the setting off.",
+            id="configcat_segment.W002",
+        )
+    ]
+
+
 def check_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     try:
         reverse("configcat_segment:webhook", kwargs={"connection_id": uuid.UUID(int=0)})
@@ -79,3 +95,4 @@ def register() -> None:
     checks.register(check_rest_framework)
     checks.register(check_segment_logger)
     checks.register(check_urls, checks.Tags.urls)
+    checks.register(check_unsigned_webhooks, checks.Tags.security)
