@@ -68,6 +68,11 @@ class ChangeMessage(NamedTuple):
 def parse(body: bytes) -> tuple[Change, list[str]]:
     """The change a webhook body describes, and what was wrong with the body (if anything)."""
     problems: list[str] = []
+    change = _without_nul(_parse(body, problems), problems)
+    return change, problems
+
+
+def _parse(body: bytes, problems: list[str]) -> Change:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -78,22 +83,42 @@ def parse(body: bytes) -> tuple[Change, list[str]]:
             "The body is empty (a GET webhook, or no body in ConfigCat's webhook settings): "
             "the event says only that something changed."
         )
-        return Change(), problems
+        return Change()
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return _recover(text, str(exc), problems), problems
+        return _recover(text, str(exc), problems)
     if isinstance(data, dict):
-        return _from_object(data, text, problems), problems
+        return _from_object(data, text, problems)
     if isinstance(data, list):
         problems.append(
             "The body is a JSON array, not the template's object: read as change_details."
         )
-        return Change(settings=_settings(data, problems)), problems
+        return Change(settings=_settings(data, problems))
     problems.append(
         f"The body is a JSON {_json_type(data)}, not the template's object: sent as details."
     )
-    return Change(settings=(SettingChange(details=text),)), problems
+    return Change(settings=(SettingChange(details=text),))
+
+
+def _without_nul(change: Change, problems: list[str]) -> Change:
+    """``change`` with NUL characters as U+FFFD: PostgreSQL cannot store NUL in text."""
+
+    def clean(text: str) -> str:
+        return text.replace("\x00", "\ufffd")
+
+    texts = [getattr(change, name) for name in TEXT_FIELDS]
+    texts += [t for s in change.settings for t in (s.setting_key, s.event, s.details)]
+    if not any("\x00" in text for text in texts):
+        return change
+    problems.append("The body contains NUL characters; they are sent as U+FFFD.")
+    return Change(
+        **{name: clean(getattr(change, name)) for name in TEXT_FIELDS},
+        settings=tuple(
+            SettingChange(clean(s.setting_key), clean(s.event), clean(s.details))
+            for s in change.settings
+        ),
+    )
 
 
 def _from_object(data: dict[str, Any], text: str, problems: list[str]) -> Change:

@@ -313,3 +313,14 @@ def test_every_field_of_the_template_is_read():
     change, problems = changes.parse(configcat_body())
     assert problems == []
     assert all(getattr(change, field) for field in changes.TEXT_FIELDS)
+
+
+@pytest.mark.parametrize(
+    "body", [b"a\x00b", b'{"config_name": "a\\u0000b", "change_details": [{"details": "\\u0000"}]}']
+)
+def test_nul_characters_become_replacement_characters(body):
+    change, problems = changes.parse(body)
+    texts = [change.config_name] + [s.details for s in change.settings]
+    assert not any("\x00" in text for text in texts)
+    assert any("\ufffd" in text for text in texts)
+    assert problems[-1] == "The body contains NUL characters; they are sent as U+FFFD."

@@ -192,8 +192,9 @@ def test_malformed_signatures_are_bad_signatures_not_errors(signatures):
 
 def test_verify_runs_the_validators_in_order():
     stale_and_unsigned = {HEADER_WEBHOOK_ID: WEBHOOK_ID, HEADER_WEBHOOK_TIMESTAMP: "1"}
-    with pytest.raises(WebhookRejected, match="missing_header|Missing"):
+    with pytest.raises(WebhookRejected) as excinfo:
         signing.verify(stale_and_unsigned, BODY, keys=[KEY], now=NOW, tolerance=300)
+    assert excinfo.value.code == "missing_header"
     stale_and_badly_signed = headers("bad", timestamp="1")
     with pytest.raises(WebhookRejected) as excinfo:
         signing.verify(stale_and_badly_signed, BODY, keys=[KEY], now=NOW, tolerance=300)
