@@ -4,6 +4,7 @@ A request is verified (:mod:`.signing`) before anything is written; a verified r
 stored as a :class:`WebhookReceipt` (raw body, headers without secrets) before its body is
 read; then :func:`process` turns it into "Feature Flag Changed" events (:mod:`.changes`)
 and writes the outcome back to the receipt. Receipt and events commit together.
+:func:`reprocess` runs a stored receipt again (a redelivery after a failure, or an admin).
 """
 
 from __future__ import annotations
@@ -101,17 +102,22 @@ def _stored_webhook_id(webhook_id: str) -> str:
 # -- storing and processing -----------------------------------------------------------------
 
 
+class AlreadyReceived(Exception):
+    """The connection already has a receipt with this webhook id."""
+
+
 def store(
     connection: SegmentConnection,
     verified: VerifiedWebhook,
     request: HttpRequest,
     body: bytes,
-) -> tuple[WebhookReceipt, bool]:
-    """Save the receipt; returns it and whether it is new.
+) -> WebhookReceipt:
+    """Save the receipt, or raise :class:`AlreadyReceived` for a redelivered webhook.
 
-    The database decides what is a redelivery: the insert runs in a savepoint, and the
-    per-connection unique webhook id refuses a second one, even from a concurrent request.
-    A refused insert leaves the caller's transaction (``ATOMIC_REQUESTS``) usable.
+    The database decides what is a redelivery: the per-connection unique webhook id
+    refuses a second insert, even from a concurrent request (which waits for the first to
+    commit). Call it inside ``transaction.atomic()``: the refused insert rolls that block
+    back, and only that block, so an ``ATOMIC_REQUESTS`` transaction stays usable.
     """
     receipt = WebhookReceipt(
         connection=connection,
@@ -123,51 +129,56 @@ def store(
         remote_addr=_remote_addr(request),
     )
     try:
-        with transaction.atomic():
-            receipt.save()
+        receipt.save(force_insert=True)
     except IntegrityError:
-        existing = WebhookReceipt.objects.filter(
-            connection=connection, webhook_id=receipt.webhook_id
-        ).first()
-        if existing is None or not receipt.webhook_id:
+        if not receipt.webhook_id:
             raise
-        return existing, False
-    return receipt, True
+        raise AlreadyReceived(receipt.webhook_id) from None
+    return receipt
 
 
-def process(receipt: WebhookReceipt) -> WebhookReceipt:
+def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
     """Turn a stored receipt into events and write the outcome back to it.
 
-    Safe to run again on the same receipt (a redelivery of a webhook whose processing
-    failed, or an admin's "reprocess"): messageIds are deterministic, and events that
-    already exist are not created twice. Problems in the body are recorded, not raised; an
-    unexpected error rolls the events back and leaves the receipt ``failed`` with the
-    traceback. Returns the updated receipt.
+    Call it inside the transaction that stored the receipt, so both commit together (or
+    use :func:`reprocess`). Problems in the body are recorded, not raised; an unexpected
+    error rolls the events back and leaves the receipt ``failed`` with the traceback.
+    With ``again``, events that already exist are not created twice. Returns the events
+    created.
+    """
+    created: list[Event] = []
+    try:
+        with transaction.atomic():
+            outcome, error, created = _forward(receipt, again=again)
+    except Exception:
+        logger.exception("configcat_segment: processing webhook receipt %s failed", receipt.pk)
+        outcome, error = Outcome.FAILED, traceback.format_exc()
+    receipt.outcome, receipt.error = outcome, error
+    receipt.save(update_fields=["outcome", "error"])
+    if created:
+        transaction.on_commit(functools.partial(_announce, receipt.connection, created))
+    return created
+
+
+def reprocess(receipt: WebhookReceipt) -> WebhookReceipt:
+    """Process a stored receipt again; returns it updated.
+
+    For a redelivered webhook whose processing failed, or an admin's "reprocess": the
+    messageIds are deterministic, so events that were created before are not duplicated,
+    and the connection is taken as it is now. The receipt's row is locked meanwhile, so
+    two concurrent reprocessings of it run one after the other.
     """
     with transaction.atomic():
-        receipt = (
+        locked = (
             WebhookReceipt.objects.select_for_update()
             .select_related("connection")
             .get(pk=receipt.pk)
         )
-        created: list[Event] = []
-        try:
-            with transaction.atomic():
-                outcome, error, created = _forward(receipt)
-        except Exception:
-            logger.exception("configcat_segment: processing webhook receipt %s failed", receipt.pk)
-            outcome, error, created = Outcome.FAILED, traceback.format_exc(), []
-        receipt.outcome, receipt.error = outcome, error
-        receipt.save(update_fields=["outcome", "error"])
-        if created:
-            transaction.on_commit(functools.partial(_announce, receipt.connection, created))
-    return receipt
+        process(locked, again=True)
+    return locked
 
 
-reprocess = process
-
-
-def _forward(receipt: WebhookReceipt) -> tuple[str, str, list[Event]]:
+def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Event]]:
     connection = receipt.connection
     if not connection.connected:
         return Outcome.IGNORED, "The connection is disconnected: nothing was forwarded.", []
@@ -187,13 +198,15 @@ def _forward(receipt: WebhookReceipt) -> tuple[str, str, list[Event]]:
         outbox.build_event(connection, item.message, flag_key=item.flag_key, receipt=receipt)
         for item in built
     ]
-    # Only this receipt makes these ids, and its row is locked: the lookup cannot race.
-    existing = set(
-        Event.objects.filter(message_id__in=[e.message_id for e in events]).values_list(
-            "message_id", flat=True
+    if again:
+        # Only this receipt makes these ids, and its row is locked: the lookup cannot race.
+        existing = set(
+            Event.objects.filter(message_id__in=[e.message_id for e in events]).values_list(
+                "message_id", flat=True
+            )
         )
-    )
-    created = outbox.enqueue([e for e in events if e.message_id not in existing])
+        events = [e for e in events if e.message_id not in existing]
+    created = outbox.enqueue(events)
     outcome = Outcome.PROCESSED_WITH_ERRORS if problems else Outcome.PROCESSED
     return outcome, "\n".join(problems), created
 
@@ -219,23 +232,30 @@ def _error(status: int, code: str, detail: str) -> Response:
     return Response({"error": code, "detail": detail}, status=status)
 
 
-def _answer(receipt: WebhookReceipt, *, duplicate: bool = False) -> Response:
+def _answer(receipt: WebhookReceipt, events: int) -> Response:
     data: dict[str, Any] = {"status": receipt.outcome, "receipt": receipt.pk}
-    if duplicate:
-        data["status"] = "duplicate"
-        data["detail"] = "This webhook was received before; nothing new was created."
-    elif receipt.outcome == Outcome.FAILED:
+    if receipt.outcome == Outcome.FAILED:
         data["detail"] = (
             "The webhook was stored but processing it failed; it is processed again when "
             "it is delivered again."
         )
         return Response(data, status=503)
-    elif receipt.outcome == Outcome.IGNORED:
+    if receipt.outcome == Outcome.IGNORED:
         data["detail"] = receipt.error
     else:
-        data["events"] = receipt.events.count()
+        data["events"] = events
         data["problems"] = receipt.error.splitlines()
-    return Response(data, status=200)
+    return Response(data)
+
+
+def _answer_redelivery(connection: SegmentConnection, webhook_id: str) -> Response:
+    receipt = WebhookReceipt.objects.get(connection=connection, webhook_id=webhook_id)
+    if receipt.outcome == Outcome.FAILED:
+        # Processing crashed last time: this delivery is the retry it asked for.
+        receipt = reprocess(receipt)
+        return _answer(receipt, receipt.events.count())
+    detail = "This webhook was received before; nothing new was created."
+    return Response({"status": "duplicate", "receipt": receipt.pk, "detail": detail})
 
 
 class WebhookView(APIView):
@@ -272,11 +292,12 @@ class WebhookView(APIView):
             )
         except WebhookRejected as rejected:
             return _error(rejected.status, rejected.code, rejected.message)
-        with transaction.atomic():
-            receipt, created = store(connection, verified, http_request, body)
-            if not created and receipt.outcome != Outcome.FAILED:
-                return _answer(receipt, duplicate=True)
-            return _answer(process(receipt))
+        try:
+            with transaction.atomic():
+                receipt = store(connection, verified, http_request, body)
+                return _answer(receipt, len(process(receipt)))
+        except AlreadyReceived as duplicate:
+            return _answer_redelivery(connection, str(duplicate))
 
     # ConfigCat can be told to use GET; such a webhook has no body but is signed all the same.
     get = post
