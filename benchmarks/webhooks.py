@@ -1,12 +1,13 @@
 """Signed ConfigCat webhooks per second, end to end, next to a bare one-insert DRF view.
 
-Starts gunicorn (2 sync workers) on an ephemeral loopback port for SQLite, then for
-PostgreSQL, and fires signed webhooks (a fresh webhook id each, two settings changed, so
+Starts gunicorn (2 workers: sync, then gthread) on an ephemeral loopback port for SQLite,
+then for PostgreSQL, and fires signed webhooks (a fresh webhook id each, two settings changed, so
 two events) from a few client threads. Each round measures the webhook view and the bare
 view back to back, in alternating order; the table shows medians over the rounds and the
 webhook view's throughput as a share of the bare view's.
 
-    .venv/bin/python benchmarks/webhooks.py [--requests 300] [--rounds 5] [--clients 4]
+    .venv/bin/python benchmarks/webhooks.py [--requests 300] [--rounds 5] [--clients 8]
+        [--threads 4]
         [--postgres postgres://postgres@127.0.0.1:5432/cs_issue3]
 
 The PostgreSQL database must exist; the rows the benchmark writes are deleted at the end.
@@ -70,8 +71,10 @@ def manage(database_url: str, *args: str) -> str:
 
 
 @contextmanager
-def gunicorn(database_url: str) -> Iterator[tuple[str, int]]:
-    """A gunicorn with 2 sync workers on 127.0.0.1, port chosen by the kernel."""
+def gunicorn(database_url: str, threads: int) -> Iterator[tuple[str, int]]:
+    """A gunicorn with 2 workers on 127.0.0.1, port chosen by the kernel; with ``threads``
+    over 1, threaded workers (gthread), so one worker overlaps its requests' database waits.
+    """
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
@@ -86,6 +89,8 @@ def gunicorn(database_url: str) -> Iterator[tuple[str, int]]:
             f"fd://{listener.fileno()}",
             "--workers",
             "2",
+            "--threads",
+            str(threads),
             "--log-level",
             "warning",
             "project.wsgi:application",
@@ -119,7 +124,12 @@ def wait_until_serving(host: str, port: int, server: subprocess.Popen[bytes]) ->
 
 
 def request(
-    host: str, port: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(host, port, timeout=60)
     try:
@@ -181,7 +191,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def benchmark(label: str, database_url: str, args: argparse.Namespace) -> list[list[str]]:
+def benchmark(
+    label: str, database_url: str, threads: int, args: argparse.Namespace
+) -> list[list[str]]:
     manage(database_url, "migrate", "--noinput")
     manage(database_url, "shell", "-c", DELETE_CONNECTION)
     created = json.loads(
@@ -202,29 +214,30 @@ def benchmark(label: str, database_url: str, args: argparse.Namespace) -> list[l
     paths = {"webhook": created["webhook_path"], "bare": f"/bare/{created['id']}/"}
     runs: dict[str, list[Run]] = {"webhook": [], "bare": []}
     try:
-        with gunicorn(database_url) as (host, port):
+        with gunicorn(database_url, threads) as (host, port):
             for name in ("webhook", "bare"):  # warm-up, not counted
                 fire(host, port, paths[name], args.requests // 5, args.clients)
             for round_number in range(args.rounds):
                 order = ("webhook", "bare") if round_number % 2 == 0 else ("bare", "webhook")
                 for name in order:
-                    runs[name].append(
-                        fire(host, port, paths[name], args.requests, args.clients)
-                    )
+                    runs[name].append(fire(host, port, paths[name], args.requests, args.clients))
     finally:
         manage(database_url, "shell", "-c", DELETE_CONNECTION)
     bare = statistics.median(r.throughput for r in runs["bare"])
     rows = []
     for name in ("webhook", "bare"):
         throughput = statistics.median(r.throughput for r in runs[name])
+        p50 = statistics.median(percentile(r.latencies, 0.5) for r in runs[name])
+        p99 = statistics.median(percentile(r.latencies, 0.99) for r in runs[name])
         rows.append(
             [
                 label,
+                "2 sync" if threads == 1 else f"2 gthread x {threads}",
                 "signed webhook → 2 events" if name == "webhook" else "bare view, 1 insert",
                 f"{throughput:.0f}",
-                f"{statistics.median(percentile(r.latencies, 0.5) for r in runs[name]) * 1000:.1f}",
-                f"{statistics.median(percentile(r.latencies, 0.99) for r in runs[name]) * 1000:.1f}",
-                f"{throughput / bare:.2f}×",
+                f"{p50 * 1000:.1f}",
+                f"{p99 * 1000:.1f}",
+                f"{throughput / bare:.2f}x",
                 str(sum(r.failures for r in runs[name])),
             ]
         )
@@ -241,7 +254,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="per view per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gthread worker (second run)"
+    )
     parser.add_argument(
         "--postgres",
         default="postgres://postgres@127.0.0.1:5432/cs_issue3",
@@ -251,14 +267,16 @@ def main() -> None:
     if urlsplit(args.postgres).scheme not in ("postgres", "postgresql"):
         sys.exit("--postgres: give a postgres:// URL")
     rows = []
-    with tempfile.TemporaryDirectory() as directory:
-        rows += benchmark("SQLite", f"sqlite:///{directory}/benchmark.sqlite3", args)
-    rows += benchmark("PostgreSQL", args.postgres, args)
-    header = ["database", "view", "req/s", "p50 ms", "p99 ms", "vs bare", "non-200"]
+    for threads in (1, args.threads):
+        with tempfile.TemporaryDirectory() as directory:
+            sqlite = f"sqlite:///{directory}/benchmark.sqlite3"
+            rows += benchmark("SQLite", sqlite, threads, args)
+        rows += benchmark("PostgreSQL", args.postgres, threads, args)
+    header = ["database", "workers", "view", "req/s", "p50 ms", "p99 ms", "vs bare", "non-200"]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     print(
-        f"{args.rounds} rounds × {args.requests} requests per view, {args.clients} client "
-        "threads, gunicorn 2 sync workers; medians over rounds"
+        f"{args.rounds} rounds x {args.requests} requests per view, {args.clients} client "
+        "threads; medians over rounds"
     )
     for row in [header, ["-" * w for w in widths], *rows]:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")

@@ -154,7 +154,7 @@ def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
         logger.exception("configcat_segment: processing webhook receipt %s failed", receipt.pk)
         outcome, error = Outcome.FAILED, traceback.format_exc()
     receipt.outcome, receipt.error = outcome, error
-    receipt.save(update_fields=["outcome", "error"])
+    WebhookReceipt.objects.filter(pk=receipt.pk).update(outcome=outcome, error=error)
     if created:
         transaction.on_commit(functools.partial(_announce, receipt.connection, created))
     return created
@@ -275,8 +275,9 @@ class WebhookView(APIView):
     clock: Callable[[], float] = staticmethod(time.time)
 
     def post(self, request: Request, connection_id: Any) -> Response:
-        connection = SegmentConnection.objects.filter(pk=connection_id).first()
-        if connection is None:
+        try:
+            connection = SegmentConnection.objects.get(pk=connection_id)
+        except SegmentConnection.DoesNotExist:
             return _error(404, "unknown_connection", "No Segment connection has this webhook URL.")
         settings = get_settings()
         http_request = request._request
