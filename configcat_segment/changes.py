@@ -229,12 +229,14 @@ def _recover(text: str, error: str, problems: list[str]) -> Change:
         raw[match.group(1)] = value.removesuffix(",") if following else value.removesuffix("}")
     fields = {name: _unquote(raw.get(name, "")) for name in TEXT_FIELDS}
     details = raw.get(DETAILS_FIELD, "").strip()
+    if not details:
+        return Change(**fields)
     try:
-        settings = _settings(json.loads(details), problems) if details else ()
+        decoded = json.loads(details)
     except (ValueError, RecursionError):
         problems.append("change_details could not be read either: sent as details as is.")
-        settings = (SettingChange(details=details),)
-    return Change(**fields, settings=settings)
+        return Change(**fields, settings=(SettingChange(details=details),))
+    return Change(**fields, settings=_settings(decoded, problems))
 
 
 def _unquote(value: str) -> str:

@@ -86,16 +86,14 @@ def send(client: Any) -> Callable[..., Any]:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         *,
-        using: Any = None,
         method: str = "post",
         **sign: Any,
     ) -> Any:
         if headers is None:
             headers = headers_for(body, **sign)
-        http = using or client
         if method == "get":
-            return http.get(connection.webhook_path, headers=headers)
-        return http.post(
+            return client.get(connection.webhook_path, headers=headers)
+        return client.post(
             connection.webhook_path, data=body, content_type="application/json", headers=headers
         )
 
