@@ -230,7 +230,7 @@ def _recover(text: str, error: str, problems: list[str]) -> Change:
     fields = {name: _unquote(raw.get(name, "")) for name in TEXT_FIELDS}
     details = raw.get(DETAILS_FIELD, "").strip()
     if not details:
-        return Change(**fields)
+        return Change(**fields, settings=())
     try:
         decoded = json.loads(details)
     except (ValueError, RecursionError):
