@@ -269,7 +269,7 @@ class WebhookView(APIView):
     permission_classes: list[Any] = []
     parser_classes: list[Any] = []
     renderer_classes = [JSONRenderer]
-    http_method_names = ["post", "get", "options"]
+    http_method_names = ["post", "get"]
 
     # Seconds since the epoch; tests replace it.
     clock: Callable[[], float] = staticmethod(time.time)

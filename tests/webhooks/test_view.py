@@ -371,8 +371,9 @@ def test_a_get_webhook_without_a_body_makes_one_event_for_the_change(segment_con
     assert event.payload["properties"]["product_id"] == ""
 
 
-def test_head_is_not_allowed(segment_connection, client):
-    assert client.head(segment_connection.webhook_path).status_code == 405
+@pytest.mark.parametrize("method", ["head", "options", "put", "delete"])
+def test_other_methods_are_not_allowed(segment_connection, client, method):
+    assert getattr(client, method)(segment_connection.webhook_path).status_code == 405
     assert nothing_stored()
 
 
