@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connections
 
 from configcat_segment import changes
@@ -125,3 +127,32 @@ def broken_parser(monkeypatch):
 def atomic_requests(request, monkeypatch):
     monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", request.param)
     return request.param
+
+
+@pytest.fixture
+def live_server(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """pytest-django's live server, with every request thread finished when the test ends.
+
+    Each request thread closes its database connection after sending its answer; on
+    PostgreSQL one still open at the end of the session keeps the test database from
+    being dropped.
+    """
+    finished = threading.Condition()
+    running = 0
+    serve = ThreadedWSGIServer.process_request_thread
+
+    def counted(self: ThreadedWSGIServer, request: Any, client_address: Any) -> None:
+        nonlocal running
+        with finished:
+            running += 1
+        try:
+            serve(self, request, client_address)
+        finally:
+            with finished:
+                running -= 1
+                finished.notify_all()
+
+    monkeypatch.setattr(ThreadedWSGIServer, "process_request_thread", counted)
+    yield live_server
+    with finished:
+        assert finished.wait_for(lambda: running == 0, timeout=60), "a request never ended"

@@ -1,11 +1,13 @@
 """``configcat_segment_sample_webhook``: a signed sample change, sent over real HTTP."""
 
+import io
 import json
 import shlex
 import socket
 import subprocess
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from configcat_segment.constants import HEADER_WEBHOOK_SIGNATURE
 from configcat_segment.models import Event, WebhookReceipt
@@ -22,13 +24,23 @@ def fixed_clock():
     """The command signs with the real time, so the view keeps its real clock here."""
 
 
+def send(*args):
+    """Run the command in-process; returns (stdout, stderr).
+
+    Not ``run``: that one stubs ``connections.close_all`` for every thread while the
+    command runs, and the live server's request threads would then keep their database
+    connections open.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    call_command(COMMAND, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_sends_a_signed_sample_that_becomes_an_event(capsys, live_server, make_connection):
+def test_sends_a_signed_sample_that_becomes_an_event(live_server, make_connection):
     connection = make_connection(name="Staging", product_id="p-42", product_name="Shop")
-    code, out, err = run(
-        capsys, COMMAND, "Staging", "--url", live_server.url, "--setting-key", "dark_mode"
-    )
-    assert (code, err) == (0, "")
+    out, err = send("Staging", "--url", live_server.url, "--setting-key", "dark_mode")
+    assert err == ""
     result = json.loads(out)
     assert result["url"] == live_server.url + connection.webhook_path
     assert result["status"] == 200
@@ -108,11 +120,11 @@ def test_an_unreachable_site_is_a_one_line_error(capsys, segment_connection):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_sample_prints_the_answer_and_fails(capsys, live_server, make_connection):
+def test_a_refused_sample_prints_the_answer_and_fails(live_server, make_connection):
     make_connection(name="Unsigned", signing_key="")
-    code, out, err = run(capsys, COMMAND, "Unsigned", "--url", live_server.url)
-    assert code == 1
-    assert json.loads(out)["answer"]["error"] == "no_signing_key"
-    assert "no signing key: the sample is unsigned" in err
-    assert "The webhook answered 403." in err
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match=r"^The webhook answered 403\.$"):
+        call_command(COMMAND, "Unsigned", "--url", live_server.url, stdout=out, stderr=err)
+    assert json.loads(out.getvalue())["answer"]["error"] == "no_signing_key"
+    assert "no signing key: the sample is unsigned" in err.getvalue()
     assert WebhookReceipt.objects.count() == 0
