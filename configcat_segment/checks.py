@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from .conf import SETTING_NAME, find_problems, setting_path
+from .conf import SETTING_NAME, find_problems, get_settings, setting_path
 
 _KIND_IDS = {
     "type": "configcat_segment.E001",
@@ -60,8 +60,11 @@ def check_segment_logger(app_configs: Any = None, **kwargs: Any) -> list[checks.
 
 
 def check_unsigned_webhooks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    raw = getattr(settings, SETTING_NAME, None)
-    if not isinstance(raw, Mapping) or raw.get("ALLOW_UNSIGNED_WEBHOOKS") is not True:
+    try:
+        allowed = get_settings().ALLOW_UNSIGNED_WEBHOOKS
+    except ImproperlyConfigured:  # E001 / E003 report it
+        return []
+    if not allowed:
         return []
     return [
         checks.Warning(

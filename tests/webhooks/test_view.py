@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.management import call_command
 from django.db import connection as db_connection
 from django.db.models import QuerySet
 from django.test import override_settings
@@ -228,6 +229,14 @@ def test_w002_warns_while_unsigned_webhooks_are_allowed():
     assert checks.check_unsigned_webhooks() == []
     with override_settings(CONFIGCAT_SEGMENT={"ALLOW_UNSIGNED_WEBHOOKS": "yes"}):
         assert checks.check_unsigned_webhooks() == []  # E003 reports that one
+
+
+def test_manage_py_check_shows_w002(capsys):
+    with override_settings(CONFIGCAT_SEGMENT={"ALLOW_UNSIGNED_WEBHOOKS": True}):
+        call_command("check")
+    assert "configcat_segment.W002" in capsys.readouterr().err
+    call_command("check")
+    assert "W002" not in capsys.readouterr().err
 
 
 # -- the body size limit ----------------------------------------------------------------------
