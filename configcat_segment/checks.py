@@ -15,7 +15,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
-from .conf import SETTING_NAME, find_problems, get_settings
+from .conf import SETTING_NAME, find_problems, get_settings, setting_path
 
 _KIND_IDS = {
     "type": "configcat_segment.E001",
@@ -55,6 +55,24 @@ def check_segment_logger(app_configs: Any = None, **kwargs: Any) -> list[checks.
             "segment-analytics-python logs every request body at DEBUG, write key included.",
             hint="Set the 'segment' logger (or the root logger) to INFO or higher in LOGGING.",
             id="configcat_segment.W001",
+        )
+    ]
+
+
+def check_unsigned_webhooks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        allowed = get_settings().ALLOW_UNSIGNED_WEBHOOKS
+    except ImproperlyConfigured:  # E001 / E003 report it
+        return []
+    if not allowed:
+        return []
+    return [
+        checks.Warning(
+            f"{setting_path('ALLOW_UNSIGNED_WEBHOOKS')} is on: anyone who knows the webhook URL "
+            "of a connection without a signing key can send it flag changes.",
+            hint="Copy ConfigCat's webhook signing key into every Segment connection, then "
+            "turn the setting off.",
+            id="configcat_segment.W002",
         )
     ]
 
@@ -105,3 +123,4 @@ def register() -> None:
     checks.register(check_segment_logger)
     checks.register(check_urls, checks.Tags.urls)
     checks.register(check_evaluation_middleware)
+    checks.register(check_unsigned_webhooks, checks.Tags.security)

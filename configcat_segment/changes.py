@@ -1,0 +1,366 @@
+"""Reading a ConfigCat change webhook's body, and the "Feature Flag Changed" messages it
+becomes. Pure functions: no Django, no I/O.
+
+The body is whatever the user pasted into ConfigCat, with ConfigCat's variables filled in
+(``constants.WEBHOOK_BODY_TEMPLATE`` is the one we ask for). ConfigCat may not escape quotes
+in what it fills in, so :func:`parse` never gives up: it reads valid JSON, recovers the
+template's fields from text that is not JSON, and at worst keeps the whole text as the
+change's details. Every oddity is reported in a list of problems, for the receipt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from . import messages
+from .constants import FLAG_CHANGED, WEBHOOK_BODY_TEMPLATE
+
+TEXT_FIELDS = (
+    "config_id",
+    "config_name",
+    "environment_id",
+    "environment_name",
+    "url",
+    "changed_by",
+    "change_notes",
+)
+DETAILS_FIELD = "change_details"
+TEMPLATE_FIELDS = (*TEXT_FIELDS, DETAILS_FIELD)
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One entry of ``##ChangeDetails##``: what happened to one setting."""
+
+    setting_key: str = ""
+    event: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a webhook says about one change; every field is text, possibly empty."""
+
+    config_id: str = ""
+    config_name: str = ""
+    environment_id: str = ""
+    environment_name: str = ""
+    url: str = ""
+    changed_by: str = ""
+    change_notes: str = ""
+    settings: tuple[SettingChange, ...] = ()
+
+
+class ChangeMessage(NamedTuple):
+    flag_key: str
+    message: dict[str, Any]
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def parse(body: bytes) -> tuple[Change, list[str]]:
+    """The change a webhook body describes, and what was wrong with the body (if anything)."""
+    problems: list[str] = []
+    change = _without_nul(_parse(body, problems), problems)
+    return change, problems
+
+
+def _parse(body: bytes, problems: list[str]) -> Change:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.append(f"The body is not valid UTF-8 ({exc.reason} at byte {exc.start}).")
+        text = body.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        problems.append(
+            "The body is empty (a GET webhook, or no body in ConfigCat's webhook settings): "
+            "the event says only that something changed."
+        )
+        return Change()
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return _recover(text, str(exc), problems)
+    if isinstance(data, dict):
+        return _from_object(data, text, problems)
+    if isinstance(data, list):
+        problems.append(
+            "The body is a JSON array, not the template's object: read as change_details."
+        )
+        return Change(settings=_settings(data, problems))
+    problems.append(
+        f"The body is a JSON {_json_type(data)}, not the template's object: sent as details."
+    )
+    return Change(settings=(SettingChange(details=text),))
+
+
+def _without_nul(change: Change, problems: list[str]) -> Change:
+    """``change`` with NUL characters as U+FFFD: PostgreSQL cannot store NUL in text."""
+
+    def clean(text: str) -> str:
+        return text.replace("\x00", "\ufffd")
+
+    texts = [getattr(change, name) for name in TEXT_FIELDS]
+    texts += [t for s in change.settings for t in (s.setting_key, s.event, s.details)]
+    if not any("\x00" in text for text in texts):
+        return change
+    problems.append("The body contains NUL characters; they are sent as U+FFFD.")
+    return Change(
+        **{name: clean(getattr(change, name)) for name in TEXT_FIELDS},
+        settings=tuple(
+            SettingChange(clean(s.setting_key), clean(s.event), clean(s.details))
+            for s in change.settings
+        ),
+    )
+
+
+def _from_object(data: dict[str, Any], text: str, problems: list[str]) -> Change:
+    if not any(name in data for name in TEMPLATE_FIELDS):
+        problems.append(
+            "The body is JSON but has none of the template's fields: the whole body is sent "
+            "as details."
+        )
+        return Change(settings=(SettingChange(details=text),))
+    missing = [name for name in TEMPLATE_FIELDS if name not in data]
+    if missing:
+        problems.append(f"The body lacks the template's field(s): {', '.join(missing)}.")
+    fields = {name: _text(data.get(name), name, problems) for name in TEXT_FIELDS}
+    return Change(**fields, settings=_settings(data.get(DETAILS_FIELD), problems))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else "null"
+
+
+def _text(value: Any, name: str, problems: list[str]) -> str:
+    """A field's value as text; anything but a string (or null) is reported."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    problems.append(f"{name} is a JSON {_json_type(value)}, not a string.")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _settings(value: Any, problems: list[str]) -> tuple[SettingChange, ...]:
+    """``change_details`` as setting changes, whatever shape it arrived in."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
+            decoded = None
+        if isinstance(decoded, list | dict):
+            problems.append(
+                "change_details is JSON inside a string (quoted ##ChangeDetails## in the "
+                "template?): decoded."
+            )
+            return _settings(decoded, problems)
+        problems.append("change_details is a string, not a list: sent as details.")
+        return (SettingChange(details=value),)
+    if isinstance(value, dict):
+        problems.append("change_details is an object, not a list: read as one entry.")
+        value = [value]
+    if not isinstance(value, list):
+        problems.append(f"change_details is a JSON {_json_type(value)}, not a list.")
+        return (SettingChange(details=json.dumps(value)),)
+    found = []
+    for position, entry in enumerate(value):
+        where = f"change_details[{position}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} is a JSON {_json_type(entry)}, not an object.")
+            found.append(SettingChange(details=_text(entry, where, [])))
+            continue
+        found.append(
+            SettingChange(
+                setting_key=_text(entry.get("settingKey"), f"{where}.settingKey", problems),
+                event=_text(entry.get("event"), f"{where}.event", problems),
+                details=_text(entry.get("details"), f"{where}.details", problems),
+            )
+        )
+    return tuple(found)
+
+
+# A field name of the template, as a key: a quote not escaped by a backslash, the name,
+# the closing quote and a colon.
+_FIELD_KEY = re.compile(r'(?<!\\)"(' + "|".join(TEMPLATE_FIELDS) + r')"\s*:')
+_UNESCAPED_QUOTE = re.compile(r'(?<!\\)"')
+
+
+def _recover(text: str, error: str, problems: list[str]) -> Change:
+    """The template's fields, read from text that is not JSON.
+
+    Each field's value runs from its key to the next field's key, so a value with
+    unescaped quotes in it (ConfigCat fills in change notes as typed) is still read whole.
+    """
+    starts: dict[str, re.Match[str]] = {}
+    for match in _FIELD_KEY.finditer(text):
+        starts.setdefault(match.group(1), match)
+    if not starts:
+        problems.append(
+            f"The body is not JSON ({error}) and has none of the template's fields: the "
+            "whole body is sent as details."
+        )
+        return Change(settings=(SettingChange(details=text),))
+    problems.append(
+        f"The body is not valid JSON ({error}); its fields were recovered from the text "
+        "(unescaped quotes in change notes or names cause this)."
+    )
+    ordered = sorted(starts.values(), key=lambda m: m.start())
+    raw: dict[str, str] = {}
+    for match, following in zip(ordered, [*ordered[1:], None], strict=True):
+        value = text[match.end() : following.start() if following else len(text)].strip()
+        raw[match.group(1)] = value.removesuffix(",") if following else value.removesuffix("}")
+    fields = {name: _unquote(raw.get(name, "")) for name in TEXT_FIELDS}
+    details = raw.get(DETAILS_FIELD, "").strip()
+    if not details:
+        return Change(**fields, settings=())
+    try:
+        decoded = json.loads(details)
+    except (ValueError, RecursionError):
+        problems.append("change_details could not be read either: sent as details as is.")
+        return Change(**fields, settings=(SettingChange(details=details),))
+    return Change(**fields, settings=_settings(decoded, problems))
+
+
+def _unquote(value: str) -> str:
+    """A JSON string's content, tolerating unescaped quotes inside it."""
+    value = value.strip()
+    if len(value) < 2 or not (value.startswith('"') and value.endswith('"')):
+        return value
+    inner = value[1:-1]
+    try:
+        decoded = json.loads('"' + _UNESCAPED_QUOTE.sub(r"\"", inner) + '"')
+    except ValueError:
+        return inner
+    return decoded if isinstance(decoded, str) else inner
+
+
+# -- reading the fields -------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+_BRACKETS = re.compile(r"[()<>\[\]]")
+
+
+def split_changed_by(changed_by: str) -> tuple[str, str]:
+    """``##ChangedBy##`` as (full name, email); either may be empty.
+
+    ConfigCat does not document the format; "Jane Doe (jane@example.com)",
+    "Jane Doe <jane@example.com>", a bare email and a bare name all work.
+    """
+    match = _EMAIL.search(changed_by)
+    email = match.group().rstrip(".") if match else ""
+    rest = changed_by[: match.start()] + " " + changed_by[match.end() :] if match else changed_by
+    name = " ".join(_BRACKETS.sub(" ", rest).split()).strip(" ,;:-\"'")
+    return name, email
+
+
+def product_id_from_url(url: str) -> str:
+    """The product id: the first path segment of ``##URL##``, or "" when there is none.
+
+    ConfigCat's links look like ``https://app.configcat.com/{product}/{config}/{env}``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    segments = [segment for segment in parts.path.split("/") if segment]
+    return segments[0] if segments else ""
+
+
+def normalise_line_breaks(text: str) -> str:
+    """CRLF and CR as LF, without the line breaks ConfigCat puts around the text."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+def flag_changed_messages(
+    change: Change,
+    *,
+    key: str,
+    timestamp: dt.datetime,
+    salt: str,
+    product_id: str,
+    product_name: str,
+    fallback_user_id: str,
+) -> list[ChangeMessage]:
+    """One "Feature Flag Changed" message per setting change (one for the whole change
+    when it lists none).
+
+    ``key`` identifies the webhook (its id); with ``salt`` and each message's position it
+    makes the deterministic ``messageId``, so a reprocessed webhook sends the same ids.
+    ``product_id`` and ``fallback_user_id`` are used when the webhook has no product id
+    in its URL and no changer's email.
+    """
+    full_name, email = split_changed_by(change.changed_by)
+    shared = {
+        "change_notes": normalise_line_breaks(change.change_notes),
+        "product_id": product_id_from_url(change.url) or product_id,
+        "product_name": product_name,
+        "config_id": change.config_id,
+        "config_name": change.config_name,
+        "environment_id": change.environment_id,
+        "environment_name": change.environment_name,
+        "url": change.url,
+        "user_email": email,
+        "user_full_name": full_name,
+    }
+    return [
+        ChangeMessage(
+            setting.setting_key,
+            messages.track(
+                event=FLAG_CHANGED,
+                properties={
+                    "feature_flag_key": setting.setting_key,
+                    "details": normalise_line_breaks(setting.details),
+                    **shared,
+                },
+                user_id=email or fallback_user_id,
+                timestamp=timestamp,
+                message_id=messages.message_id(salt, key, position),
+            ),
+        )
+        for position, setting in enumerate(change.settings or (SettingChange(),))
+    ]
+
+
+# -- the other way round: what ConfigCat sends ---------------------------------------------
+
+
+def render_body(
+    variables: Mapping[str, str],
+    change_details: Sequence[Mapping[str, Any]],
+    *,
+    template: str = WEBHOOK_BODY_TEMPLATE,
+    escape: bool = True,
+) -> str:
+    """A body as ConfigCat makes it from ``template``: ``##Name##`` replaced by
+    ``variables["Name"]``, ``##ChangeDetails##`` by a JSON array.
+
+    ``escape=False`` fills strings in unescaped, as ConfigCat may do with change notes.
+    """
+    body = template
+    for name, value in variables.items():
+        filled = json.dumps(value, ensure_ascii=False)[1:-1] if escape else value
+        body = body.replace(f"##{name}##", filled)
+    return body.replace("##ChangeDetails##", json.dumps(list(change_details), ensure_ascii=False))
