@@ -102,11 +102,8 @@ def _parse(body: bytes, problems: list[str]) -> Change:
 
 
 def _without_nul(change: Change, problems: list[str]) -> Change:
-    """``change`` with NUL characters as U+FFFD: PostgreSQL cannot store NUL in text."""
-
-    def clean(text: str) -> str:
-        return text.replace("\x00", "\ufffd")
-
+    """``change`` with NUL characters as U+FFFD, and the problem recorded."""
+    clean = messages.text_safe
     texts = [getattr(change, name) for name in TEXT_FIELDS]
     texts += [t for s in change.settings for t in (s.setting_key, s.event, s.details)]
     if not any("\x00" in text for text in texts):

@@ -55,18 +55,25 @@ def isoformat(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def text_safe(text: str) -> str:
+    """``text`` with NUL characters as U+FFFD: PostgreSQL cannot store NUL in text or JSON."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def json_safe(value: Any) -> Any:
-    """``value`` with everything JSON cannot carry turned into something it can.
+    """``value`` with everything JSON (and the database) cannot carry made into what it can.
 
     segment-analytics-python silently drops values it cannot serialise (``uuid.UUID``,
     for one); this never drops anything: unknown objects become their ``str()``.
     """
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return text_safe(value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else None
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {text_safe(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [json_safe(v) for v in items]
@@ -79,8 +86,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return json_safe(value.value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+        return text_safe(value.decode("utf-8", errors="replace"))
+    return text_safe(str(value))
 
 
 def _context(extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -95,9 +102,9 @@ def _identity(user_id: str | None, anonymous_id: str | None) -> dict[str, str]:
         raise ValueError("a Segment message needs a userId or an anonymousId")
     identity = {}
     if user_id:
-        identity["userId"] = str(user_id)
+        identity["userId"] = text_safe(str(user_id))
     if anonymous_id:
-        identity["anonymousId"] = str(anonymous_id)
+        identity["anonymousId"] = text_safe(str(anonymous_id))
     return identity
 
 
@@ -114,7 +121,7 @@ def track(
     """A Segment ``track`` message."""
     return {
         "type": "track",
-        "event": event,
+        "event": text_safe(event),
         **_identity(user_id, anonymous_id),
         "properties": json_safe(properties),
         "timestamp": isoformat(timestamp),

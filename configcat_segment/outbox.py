@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .messages import MessageTooLarge, fit
+from .messages import MessageTooLarge, fit, text_safe
 from .models import Event, SegmentConnection, WebhookReceipt
 from .signals import event_dead
 
@@ -72,8 +72,8 @@ def build_event(
         connection=connection,
         type=payload["type"],
         event_name=payload.get("event", ""),
-        flag_key=flag_key[:255],
-        user_id=str(user)[:255],
+        flag_key=text_safe(flag_key)[:255],
+        user_id=text_safe(str(user))[:255],
         message_id=payload["messageId"],
         payload=payload,
         status=status,

@@ -190,3 +190,12 @@ def test_fit_either_fits_or_refuses(properties, user):
     except messages.MessageTooLarge:
         return
     assert messages.encoded_size(fitted) <= SEGMENT_MAX_MESSAGE_BYTES
+
+
+def test_nul_characters_become_replacement_characters_everywhere():
+    value = {
+        "na\x00me": ["a\x00b", b"c\x00"],
+        "obj": type("T", (), {"__str__": lambda s: "\x00"})(),
+    }
+    assert messages.json_safe(value) == {"na\ufffdme": ["a\ufffdb", "c\ufffd"], "obj": "\ufffd"}
+    assert messages.text_safe("plain") == "plain"

@@ -115,3 +115,19 @@ def test_a_failing_listener_is_logged_not_raised(caplog):
     finally:
         outbox.remove_listener(broken)
     assert "an outbox listener failed" in caplog.text
+
+
+def test_nul_characters_reach_the_database_as_replacement_characters(segment_connection):
+    # PostgreSQL refuses NUL in text and JSON; an evaluated user's attribute may carry one.
+    nul_message = messages.track(
+        event="Feature Flag Evaluated",
+        properties={"feature_flag_key": "f\x00", "user": {"Identifier": "u\x00", "x": "\x00"}},
+        user_id="u\x00",
+        timestamp=timezone.now(),
+        message_id="m-nul",
+    )
+    outbox.enqueue([outbox.build_event(segment_connection, nul_message, flag_key="f\x00")])
+    event = Event.objects.get(message_id="m-nul")
+    assert event.flag_key == "f\ufffd"
+    assert event.user_id == "u\ufffd"
+    assert event.payload["properties"]["user"] == {"Identifier": "u\ufffd", "x": "\ufffd"}
