@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from .. import webhooks
 from ..eventlog.display import body_text
 from ..models import WebhookReceipt
 from ..redaction import displayable_headers
+
+# Receipts that produced no events: processing failed, or the connection was not
+# forwarding changes at the time (reprocessing forwards them if it is now).
+REPROCESSABLE = (
+    WebhookReceipt.Outcome.FAILED,
+    WebhookReceipt.Outcome.IGNORED,
+    WebhookReceipt.Outcome.RECEIVED,
+)
 
 FIELDS: tuple[str, ...] = (
     "connection",
@@ -37,6 +48,7 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
     search_help_text = _("An exact webhook id.")
     list_select_related = ["connection"]
     show_full_result_count = False
+    actions = ["reprocess_selected"]
     fields = FIELDS
     readonly_fields = FIELDS
 
@@ -51,6 +63,36 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(
+        description=_("Reprocess selected failed or ignored webhooks"), permissions=["reprocess"]
+    )
+    def reprocess_selected(self, request: HttpRequest, queryset: QuerySet[WebhookReceipt]) -> None:
+        chosen = list(queryset.filter(outcome__in=REPROCESSABLE).select_related("connection"))
+        outcomes = [webhooks.reprocess(receipt).get_outcome_display() for receipt in chosen]
+        if chosen:
+            LogEntry.objects.log_actions(
+                request.user.pk,
+                WebhookReceipt.objects.filter(pk__in=[r.pk for r in chosen]),
+                CHANGE,
+                "Reprocessed",
+            )
+        summary = ", ".join(sorted({str(o) for o in outcomes}))
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d webhook reprocessed (%(outcomes)s).",
+                "%(count)d webhooks reprocessed (%(outcomes)s).",
+                len(chosen),
+            )
+            % {"count": len(chosen), "outcomes": summary}
+            if chosen
+            else _("Nothing to reprocess: only failed or ignored webhooks can be."),
+            messages.SUCCESS if chosen else messages.WARNING,
+        )
 
     @admin.display(description=_("error"))
     def short_error(self, obj: WebhookReceipt) -> str:
