@@ -97,15 +97,27 @@ def _context(extra: Mapping[str, Any] | None) -> dict[str, Any]:
     return context
 
 
-def _identity(user_id: str | None, anonymous_id: str | None) -> dict[str, str]:
+def _message(
+    fields: dict[str, Any],
+    *,
+    timestamp: dt.datetime,
+    message_id: str,
+    user_id: str | None,
+    anonymous_id: str | None,
+    context: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What every message has around its own ``fields``: who, when, which id, context."""
     if not user_id and not anonymous_id:
         raise ValueError("a Segment message needs a userId or an anonymousId")
-    identity = {}
+    message = fields
     if user_id:
-        identity["userId"] = text_safe(str(user_id))
+        message["userId"] = text_safe(str(user_id))
     if anonymous_id:
-        identity["anonymousId"] = text_safe(str(anonymous_id))
-    return identity
+        message["anonymousId"] = text_safe(str(anonymous_id))
+    message["timestamp"] = isoformat(timestamp)
+    message["messageId"] = message_id
+    message["context"] = _context(context)
+    return message
 
 
 def track(
@@ -119,15 +131,14 @@ def track(
     context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Segment ``track`` message."""
-    return {
-        "type": "track",
-        "event": text_safe(event),
-        **_identity(user_id, anonymous_id),
-        "properties": json_safe(properties),
-        "timestamp": isoformat(timestamp),
-        "messageId": message_id,
-        "context": _context(context),
-    }
+    return _message(
+        {"type": "track", "event": text_safe(event), "properties": json_safe(properties)},
+        timestamp=timestamp,
+        message_id=message_id,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        context=context,
+    )
 
 
 def identify(
@@ -140,14 +151,14 @@ def identify(
     context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Segment ``identify`` message."""
-    return {
-        "type": "identify",
-        **_identity(user_id, anonymous_id),
-        "traits": json_safe(traits),
-        "timestamp": isoformat(timestamp),
-        "messageId": message_id,
-        "context": _context(context),
-    }
+    return _message(
+        {"type": "identify", "traits": json_safe(traits)},
+        timestamp=timestamp,
+        message_id=message_id,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        context=context,
+    )
 
 
 def encoded_size(message: Mapping[str, Any]) -> int:

@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
@@ -225,26 +224,22 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     def disconnect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._switch_view(request, object_id, connect=False)
 
+    def _switch_selected(
+        self, request: HttpRequest, queryset: QuerySet[SegmentConnection], connect: bool
+    ) -> None:
+        count = sum(self._switch(request, c, connect=connect) for c in queryset)
+        if connect:
+            text = ngettext("%d connection connected.", "%d connections connected.", count)
+        else:
+            text = ngettext("%d connection disconnected.", "%d connections disconnected.", count)
+        self.message_user(request, text % count, messages.SUCCESS)
+
     @admin.action(description=_("Connect / reconnect selected connections"), permissions=["change"])
-    def connect_selected(
-        self, request: HttpRequest, queryset: QuerySet[SegmentConnection]
-    ) -> TemplateResponse | None:
-        count = sum(self._switch(request, c, connect=True) for c in queryset)
-        self.message_user(
-            request,
-            ngettext("%d connection connected.", "%d connections connected.", count) % count,
-            messages.SUCCESS,
-        )
-        return None
+    def connect_selected(self, request: HttpRequest, queryset: QuerySet[SegmentConnection]) -> None:
+        self._switch_selected(request, queryset, connect=True)
 
     @admin.action(description=_("Disconnect selected connections"), permissions=["change"])
     def disconnect_selected(
         self, request: HttpRequest, queryset: QuerySet[SegmentConnection]
-    ) -> TemplateResponse | None:
-        count = sum(self._switch(request, c, connect=False) for c in queryset)
-        self.message_user(
-            request,
-            ngettext("%d connection disconnected.", "%d connections disconnected.", count) % count,
-            messages.SUCCESS,
-        )
-        return None
+    ) -> None:
+        self._switch_selected(request, queryset, connect=False)

@@ -73,7 +73,7 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
     def reprocess_selected(self, request: HttpRequest, queryset: QuerySet[WebhookReceipt]) -> None:
         chosen = list(queryset.filter(outcome__in=REPROCESSABLE).select_related("connection"))
         outcomes = [webhooks.reprocess(receipt).get_outcome_display() for receipt in chosen]
-        if chosen:
+        if chosen and request.user.pk is not None:
             LogEntry.objects.log_actions(
                 request.user.pk,
                 WebhookReceipt.objects.filter(pk__in=[r.pk for r in chosen]),
