@@ -56,7 +56,17 @@ def isoformat(moment: dt.datetime) -> str:
 
 
 def text_safe(text: str) -> str:
-    """``text`` with NUL characters as U+FFFD: PostgreSQL cannot store NUL in text or JSON."""
+    """``text`` made storable as database text and JSON.
+
+    NUL becomes U+FFFD (PostgreSQL cannot store it), and so does a lone surrogate (no
+    database can encode one; a JSON body may well contain ``"\\ud800"``). A surrogate pair
+    left as two code points is joined into the character it stands for.
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 

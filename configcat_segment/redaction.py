@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Final
+
+from .messages import text_safe
 
 REDACTED: Final = "…"
 
@@ -30,21 +32,21 @@ def redact(secret: str | None) -> str:
     return REDACTED + secret[-4:] if len(secret) >= 16 else REDACTED
 
 
-def scrub_headers(headers: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, str]:
-    """A copy of ``headers`` without credentials, signatures or cookies."""
-    drop = SECRET_HEADERS | {name.lower() for name in extra}
-    return {name: value for name, value in headers.items() if name.lower() not in drop}
-
-
-# Words in a header's name that suggest a credential, whatever the header is called.
+# Words in a header's name that suggest a credential, whatever the header is called
+# (ConfigCat lets users add custom headers to a webhook, e.g. "X-Webhook-Token").
 _SECRET_NAME_PARTS: Final = ("auth", "cookie", "key", "password", "secret", "signature", "token")
 
 
-def displayable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """``headers`` fit to show: stored headers are scrubbed already, and this also drops any
-    header whose name looks like it carries a credential."""
+def is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or any(part in lowered for part in _SECRET_NAME_PARTS)
+
+
+def scrub_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``headers`` fit to store and to show: no credentials, signatures or
+    cookies (by name, and anything whose name looks like one), values storable as text."""
     return {
-        name: value
-        for name, value in scrub_headers(headers).items()
-        if not any(part in name.lower() for part in _SECRET_NAME_PARTS)
+        text_safe(name): text_safe(value)
+        for name, value in headers.items()
+        if not is_secret_header(name)
     }

@@ -11,7 +11,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from .models import Event, SegmentConnection, WebhookReceipt
-from .redaction import displayable_headers, redact
+from .redaction import redact, scrub_headers
 
 
 class SegmentConnectionSerializer(serializers.ModelSerializer):
@@ -116,7 +116,7 @@ class WebhookReceiptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_headers(self, obj: WebhookReceipt) -> dict[str, str]:
-        return displayable_headers(obj.headers)
+        return scrub_headers(obj.headers)
 
     def get_body(self, obj: WebhookReceipt) -> str:
         return bytes(obj.body).decode("utf-8", errors="replace")

@@ -199,3 +199,11 @@ def test_nul_characters_become_replacement_characters_everywhere():
     }
     assert messages.json_safe(value) == {"na\ufffdme": ["a\ufffdb", "c\ufffd"], "obj": "\ufffd"}
     assert messages.text_safe("plain") == "plain"
+
+
+def test_lone_surrogates_become_replacement_characters_and_pairs_are_joined():
+    assert messages.text_safe("a\ud800b") == "a\ufffdb"
+    assert messages.text_safe("\udfff") == "\ufffd"
+    assert messages.text_safe("\ud83d\ude00") == "😀"  # a pair left as two code points
+    assert messages.text_safe("➔ plain") == "➔ plain"
+    assert messages.json_safe({"k\ud800": ["\ud800\x00"]}) == {"k\ufffd": ["\ufffd\ufffd"]}

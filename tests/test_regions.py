@@ -59,7 +59,23 @@ def test_scrub_headers_removes_credentials_and_signatures():
         "X-ConfigCat-Webhook-ID": "id",
         "X-Custom-Token": "t",
     }
-    assert scrub_headers(headers, extra=["x-custom-token"]) == {
+    assert scrub_headers(headers) == {
         "Content-Type": "application/json",
         "X-ConfigCat-Webhook-ID": "id",
+    }
+
+
+def test_scrub_headers_drops_anything_named_like_a_credential_and_makes_values_storable():
+    headers = {
+        "X-Webhook-Token": "t",
+        "X-My-Secret": "s",
+        "Api-Key": "k",
+        "X-Password": "p",
+        "Proxy-Authorization": "Basic x",
+        "User-Agent": "ConfigCat-Webhook/1.0\x00",
+        "X-Note": "\ud800",
+    }
+    assert scrub_headers(headers) == {
+        "User-Agent": "ConfigCat-Webhook/1.0\ufffd",
+        "X-Note": "\ufffd",
     }

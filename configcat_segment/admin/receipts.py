@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 from .. import webhooks
 from ..eventlog.display import body_text
 from ..models import WebhookReceipt
-from ..redaction import displayable_headers
+from ..redaction import scrub_headers
 
 # Receipts that produced no events: processing failed, or the connection was not
 # forwarding changes at the time (reprocessing forwards them if it is now).
@@ -103,7 +103,7 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             "<tr><th>{}</th><td><code>{}</code></td></tr>",
-            sorted(displayable_headers(obj.headers).items()),
+            sorted(scrub_headers(obj.headers).items()),
         )
         return format_html('<table class="cs-headers">{}</table>', rows)
 

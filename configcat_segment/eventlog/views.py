@@ -29,7 +29,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from ..models import Event
-from ..redaction import displayable_headers
+from ..redaction import scrub_headers
 from . import actions, chart, overview
 from .display import body_text, pretty_json
 from .filters import KINDS
@@ -163,7 +163,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "receipt": event.receipt,
             "receipt_body": body_text(event.receipt.body) if event.receipt else "",
             "receipt_headers": (
-                sorted(displayable_headers(event.receipt.headers).items()) if event.receipt else []
+                sorted(scrub_headers(event.receipt.headers).items()) if event.receipt else []
             ),
             "history": history,
             "can_retry": event.status in actions.RETRYABLE,

@@ -615,3 +615,20 @@ def test_no_signature_header_is_ever_stored(segment_connection, send):
     assert HEADER_WEBHOOK_SIGNATURE.lower() not in {
         h.lower() for h in WebhookReceipt.objects.get().headers
     }
+
+
+def test_a_lone_surrogate_in_the_body_is_stored_and_forwarded_not_failed(segment_connection, send):
+    # Valid JSON, signed, but "\ud800" decodes to a character no database can encode.
+    body = (
+        b'{"config_name":"Main","change_notes":"\\ud800 notes","changed_by":"Jane",'
+        b'"change_details":[{"settingKey":"k\\udfff","event":"changed","details":"x"}]}'
+    )
+    response = send(segment_connection, body)
+    assert response.status_code == 200, response.content
+    receipt = WebhookReceipt.objects.get()
+    # Fields left out of the template are the only problems; nothing failed.
+    assert receipt.outcome == "processed_with_errors"
+    assert "Traceback" not in receipt.error
+    event = Event.objects.get()
+    assert event.flag_key == "k\ufffd"
+    assert event.payload["properties"]["change_notes"] == "\ufffd notes"
