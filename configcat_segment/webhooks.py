@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -258,6 +259,19 @@ def _answer_redelivery(connection: SegmentConnection, webhook_id: str) -> Respon
     return Response({"status": "duplicate", "receipt": receipt.pk, "detail": detail})
 
 
+class _JSONOnly(BaseContentNegotiation):
+    """Always answer JSON, whatever ``Accept`` says: a signed webhook must never be refused
+    by content negotiation (406) before it is stored."""
+
+    def select_parser(self, request: Request, parsers: Sequence[Any]) -> Any:
+        return None
+
+    def select_renderer(
+        self, request: Request, renderers: Sequence[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+
 class WebhookView(APIView):
     """``POST`` (or ``GET``) ``webhooks/<connection id>/``: one ConfigCat change webhook.
 
@@ -265,10 +279,16 @@ class WebhookView(APIView):
     signature is the authentication. No parsers: the raw body is what is signed.
     """
 
+    # None of the project's REST framework policies apply: the signature is the
+    # authentication, and nothing (throttling, versioning, Accept) may refuse a verified
+    # webhook before it is stored.
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    throttle_classes: list[Any] = []
     parser_classes: list[Any] = []
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = _JSONOnly
+    versioning_class = None
     http_method_names = ["post", "get"]
 
     # Seconds since the epoch; tests replace it.

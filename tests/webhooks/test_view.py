@@ -632,3 +632,33 @@ def test_a_lone_surrogate_in_the_body_is_stored_and_forwarded_not_failed(segment
     event = Event.objects.get()
     assert event.flag_key == "k\ufffd"
     assert event.payload["properties"]["change_notes"] == "\ufffd notes"
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "text/plain", "text/html;q=0.1"])
+def test_any_accept_header_gets_json_and_the_webhook_is_stored(segment_connection, client, accept):
+    body = configcat_body()
+    response = client.post(
+        segment_connection.webhook_path,
+        data=body,
+        content_type="application/json",
+        headers={**headers_for(body), "Accept": accept},
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert WebhookReceipt.objects.count() == 1
+
+
+@override_settings(
+    REST_FRAMEWORK={
+        "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+        "DEFAULT_THROTTLE_RATES": {"anon": "1/day"},
+        "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.AcceptHeaderVersioning",
+        "ALLOWED_VERSIONS": ["1"],
+    }
+)
+def test_the_projects_rest_framework_policies_never_refuse_a_signed_webhook(
+    segment_connection, send
+):
+    for _ in range(3):
+        assert send(segment_connection, configcat_body()).status_code == 200
+    assert WebhookReceipt.objects.count() == 3
