@@ -251,7 +251,9 @@ def _unquote(value: str) -> str:
 
 # -- reading the fields -------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+# What separates an email from the name around it. Tokens are split on these, once and in
+# linear time: a search for "word@word" backtracks quadratically on a long run without @.
+_SEPARATORS = re.compile(r"[\s<>()\[\]\"',;:]+")
 _BRACKETS = re.compile(r"[()<>\[\]]")
 
 
@@ -261,11 +263,13 @@ def split_changed_by(changed_by: str) -> tuple[str, str]:
     ConfigCat does not document the format; "Jane Doe (jane@example.com)",
     "Jane Doe <jane@example.com>", a bare email and a bare name all work.
     """
-    match = _EMAIL.search(changed_by)
-    email = match.group().rstrip(".") if match else ""
-    rest = changed_by[: match.start()] + " " + changed_by[match.end() :] if match else changed_by
+    token = next(
+        (t for t in _SEPARATORS.split(changed_by) if t.find("@") not in (-1, 0, len(t) - 1)),
+        "",
+    )
+    rest = changed_by.replace(token, " ", 1) if token else changed_by
     name = " ".join(_BRACKETS.sub(" ", rest).split()).strip(" ,;:-\"'")
-    return name, email
+    return name, token.rstrip(".")
 
 
 def product_id_from_url(url: str) -> str:

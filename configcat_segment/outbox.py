@@ -8,11 +8,12 @@ woken after the writing transaction commits.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -86,16 +87,16 @@ def build_event(
 
 
 def enqueue(events: Sequence[Event], *, ignore_conflicts: bool = False) -> list[Event]:
-    """Write ``events`` in one statement; wake the deliverers once the transaction commits.
+    """Write ``events``; wake the deliverers once the transaction commits.
 
     With ``ignore_conflicts``, an event whose ``message_id`` is already stored is skipped:
-    the database, not a lookup, decides what is a duplicate. (The returned objects then
-    have no primary keys.)
+    the database, not a lookup, decides what is a duplicate. (The returned pending events
+    then have no primary keys.) ``event_dead`` is sent after commit for the events that
+    were written dead (too large to send), and only for those really written.
     """
-    if not events:
-        return []
-    created = Event.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
-    dead = [e for e in created if e.status == Event.Status.DEAD]
+    sendable = [e for e in events if e.status != Event.Status.DEAD]
+    created = Event.objects.bulk_create(sendable, ignore_conflicts=ignore_conflicts)
+    dead = _write_dead([e for e in events if e.status == Event.Status.DEAD], ignore_conflicts)
     if dead:
         for event in dead:
             logger.warning(
@@ -103,10 +104,26 @@ def enqueue(events: Sequence[Event], *, ignore_conflicts: bool = False) -> list[
                 event.message_id,
                 event.last_error,
             )
-        transaction.on_commit(lambda: event_dead.send(sender=Event, events=dead))
-    if len(dead) < len(created):
+        transaction.on_commit(functools.partial(event_dead.send_robust, sender=Event, events=dead))
+    if created:
         transaction.on_commit(notify)
-    return created
+    return created + dead
+
+
+def _write_dead(events: list[Event], ignore_conflicts: bool) -> list[Event]:
+    """Write dead-on-arrival events (rare), one by one when duplicates are to be skipped,
+    so that exactly the ones written are known."""
+    if not ignore_conflicts:
+        return Event.objects.bulk_create(events)
+    written = []
+    for event in events:
+        try:
+            with transaction.atomic():
+                event.save(force_insert=True)
+        except IntegrityError:
+            continue
+        written.append(event)
+    return written
 
 
 def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:

@@ -15,6 +15,8 @@ All are sent after the database transaction that caused them has committed.
 
 from django.dispatch import Signal
 
+# Send them with ``send_robust``: a project's receiver that raises is logged by Django
+# (logger ``django.dispatch``) and must never undo or stop the app's own work.
 flag_changed = Signal()
 event_delivered = Signal()
 event_dead = Signal()

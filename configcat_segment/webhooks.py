@@ -213,17 +213,8 @@ def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Ev
 
 
 def _announce(connection: SegmentConnection, events: Sequence[Event]) -> None:
-    """Send ``flag_changed`` per event; a failing receiver is logged, never raised."""
     for event in events:
-        for receiver, result in flag_changed.send_robust(
-            sender=SegmentConnection, connection=connection, event=event
-        ):
-            if isinstance(result, Exception):
-                logger.error(
-                    "configcat_segment: flag_changed receiver %r failed",
-                    receiver,
-                    exc_info=result,
-                )
+        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)
 
 
 # -- the view -------------------------------------------------------------------------------

@@ -131,3 +131,45 @@ def test_nul_characters_reach_the_database_as_replacement_characters(segment_con
     assert event.flag_key == "f\ufffd"
     assert event.user_id == "u\ufffd"
     assert event.payload["properties"]["user"] == {"Identifier": "u\ufffd", "x": "\ufffd"}
+
+
+def too_large(n):
+    return message(n, junk=[1] * 20_000)
+
+
+def test_a_failing_event_dead_receiver_is_logged_not_raised(
+    segment_connection, django_capture_on_commit_callbacks, caplog
+):
+    def broken(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    event_dead.connect(broken, weak=False, dispatch_uid="broken")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            outbox.enqueue([outbox.build_event(segment_connection, too_large(1))])
+    finally:
+        event_dead.disconnect(dispatch_uid="broken")
+    assert Event.objects.get().status == "dead"
+    assert "receiver bug" in caplog.text
+
+
+def test_event_dead_is_sent_only_for_dead_events_really_written(
+    segment_connection, django_capture_on_commit_callbacks
+):
+    received = []
+    event_dead.connect(lambda **kw: received.extend(kw["events"]), weak=False, dispatch_uid="t")
+    try:
+        outbox.enqueue([outbox.build_event(segment_connection, too_large(1))])
+        with django_capture_on_commit_callbacks(execute=True):
+            created = outbox.enqueue(
+                [
+                    outbox.build_event(segment_connection, m)
+                    for m in (too_large(1), too_large(2), message(3))
+                ],
+                ignore_conflicts=True,
+            )
+    finally:
+        event_dead.disconnect(dispatch_uid="t")
+    assert [e.message_id for e in received] == ["m2"]  # m1 was a duplicate, never written
+    assert sorted(e.message_id for e in created) == ["m2", "m3"]
+    assert Event.objects.count() == 3

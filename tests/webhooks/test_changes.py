@@ -328,3 +328,15 @@ def test_nul_characters_become_replacement_characters(body):
     assert not any("\x00" in text for text in texts)
     assert any("\ufffd" in text for text in texts)
     assert problems[-1] == "The body contains NUL characters; they are sent as U+FFFD."
+
+
+def test_split_changed_by_stays_linear_on_long_input():
+    # 200,000 characters without an @ once took minutes (a backtracking regex); a body is
+    # limited to 256 KiB, so this is the worst a signed sender can do.
+    long_name = "a" * 200_000
+    assert changes.split_changed_by(long_name) == (long_name, "")
+    assert changes.split_changed_by(long_name + " (jane@example.com)") == (
+        long_name,
+        "jane@example.com",
+    )
+    assert changes.split_changed_by("x@" * 50_000) == ("", ("x@" * 50_000))
