@@ -15,5 +15,5 @@ def body_text(body: bytes | memoryview) -> str:
     text = bytes(body).decode("utf-8", errors="replace")
     try:
         return pretty_json(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to show as such
         return text

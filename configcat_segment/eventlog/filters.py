@@ -116,6 +116,10 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
                     _("At most %(max)d characters, not %(length)d.")
                     % {"max": MAX_TEXT_LENGTH, "length": len(raw)}
                 )
+            elif "\x00" in raw:
+                # No stored text contains one (they are replaced when written), and
+                # PostgreSQL refuses it in a query.
+                errors[name] = str(_("A NUL character cannot be searched for."))
             else:
                 values[attribute] = valid[name] = raw
 
@@ -140,15 +144,23 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
 def parse_moment(raw: str, tz: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetime:
     """An aware datetime from ISO-8601 text. ``end_of_day``: a bare date means the next midnight.
 
-    Raises ``ValueError`` for anything else.
+    Raises ``ValueError`` for anything else, including moments the database cannot hold
+    (``9999-12-31`` as an end of day, or a time zone pushing ``0001-01-01`` out of range).
     """
     text = raw.strip()
-    if len(text) == 10:
-        day = dt.date.fromisoformat(text)
-        if end_of_day:
-            day += dt.timedelta(days=1)
-        return dt.datetime.combine(day, dt.time(), tzinfo=tz)
-    if "T" not in text and " " not in text:
-        raise ValueError(raw)
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            if end_of_day:
+                day += dt.timedelta(days=1)
+            moment = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+        elif "T" in text or " " in text:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=tz)
+        else:
+            raise ValueError(raw)
+        # Stored as UTC: a moment that cannot be converted cannot be compared either.
+        moment.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise ValueError(raw) from exc
+    return moment

@@ -57,6 +57,11 @@ def test_no_parameters_is_no_filter():
         ("since", "yesterday", "“yesterday” is not a date or time such as 2025-05-01"),
         ("until", "2025-13-01", "“2025-13-01” is not a date or time"),
         ("since", "12:30", "“12:30” is not a date or time"),
+        ("until", "9999-12-31", "“9999-12-31” is not a date or time"),
+        ("since", "0001-01-01T00:00+14:00", "“0001-01-01T00:00+14:00” is not a date or time"),
+        ("flag_key", "a\x00b", "A NUL character cannot be searched for."),
+        ("user_id", "\x00", "A NUL character cannot be searched for."),
+        ("q", "x\x00", "A NUL character cannot be searched for."),
     ],
 )
 def test_bad_values_are_reported_by_name_and_left_out(name, value, message):

@@ -275,3 +275,27 @@ def test_a_change_shows_the_webhook_receipt_it_came_from(
 
 def test_an_unknown_event_is_404(viewer_client):
     assert viewer_client.get(f"{EVENTS_URL}999999/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query", ["until=9999-12-31", "since=0001-01-01T00:00%2B14:00", "flag_key=a%00b", "q=%00"]
+)
+def test_out_of_range_or_nul_filters_are_messages_not_errors(viewer_client, make_event, query):
+    make_event()
+    for url in ("/configcat-segment/events/", "/configcat-segment/api/events/"):
+        response = viewer_client.get(f"{url}?{query}")
+        assert response.status_code in (200, 400), (url, response.status_code)
+        assert (
+            "not a date or time" in response.content.decode() or "NUL" in response.content.decode()
+        )
+
+
+def test_a_receipt_body_nested_too_deep_for_json_is_shown_as_text(
+    viewer_client, make_event, segment_connection
+):
+    body = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    receipt = WebhookReceipt.objects.create(connection=segment_connection, method="POST", body=body)
+    event = make_event(receipt=receipt)
+    response = viewer_client.get(f"/configcat-segment/events/{event.pk}/")
+    assert response.status_code == 200
+    assert "{&quot;a&quot;:{&quot;a&quot;" in response.content.decode()
