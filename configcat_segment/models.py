@@ -35,9 +35,6 @@ class SegmentConnectionQuerySet(models.QuerySet["SegmentConnection"]):
     def connected(self) -> SegmentConnectionQuerySet:
         return self.filter(connected=True)
 
-    def forwarding_changes(self) -> SegmentConnectionQuerySet:
-        return self.filter(connected=True, forward_changes=True)
-
     def forwarding_evaluations(self) -> SegmentConnectionQuerySet:
         return self.filter(connected=True, forward_evaluations=True)
 

@@ -241,8 +241,14 @@ def _answer(receipt: WebhookReceipt, events: int) -> Response:
     return Response(data)
 
 
+def _unknown_connection() -> Response:
+    return _error(404, "unknown_connection", "No Segment connection has this webhook URL.")
+
+
 def _answer_redelivery(connection: SegmentConnection, webhook_id: str) -> Response:
-    receipt = WebhookReceipt.objects.get(connection=connection, webhook_id=webhook_id)
+    receipt = WebhookReceipt.objects.filter(connection=connection, webhook_id=webhook_id).first()
+    if receipt is None:  # the insert was refused because the connection is gone
+        return _unknown_connection()
     if receipt.outcome == Outcome.FAILED:
         # Processing crashed last time: this delivery is the retry it asked for.
         receipt = reprocess(receipt)
@@ -291,7 +297,7 @@ class WebhookView(APIView):
         try:
             connection = SegmentConnection.objects.get(pk=connection_id)
         except SegmentConnection.DoesNotExist:
-            return _error(404, "unknown_connection", "No Segment connection has this webhook URL.")
+            return _unknown_connection()
         settings = get_settings()
         http_request = request._request
         try:
@@ -312,6 +318,11 @@ class WebhookView(APIView):
                 return _answer(receipt, len(process(receipt)))
         except AlreadyReceived as duplicate:
             return _answer_redelivery(connection, str(duplicate))
+        except IntegrityError:
+            # Foreign keys are checked at commit: the connection was deleted meanwhile.
+            if SegmentConnection.objects.filter(pk=connection.pk).exists():
+                raise
+            return _unknown_connection()
 
     # ConfigCat can be told to use GET; such a webhook has no body but is signed all the same.
     get = post

@@ -93,7 +93,6 @@ def test_querysets_select_what_forwards(make_connection):
     d = make_connection()
     d.disconnect()
     assert set(SegmentConnection.objects.forwarding_evaluations()) == {a, c}
-    assert set(SegmentConnection.objects.forwarding_changes()) == {a, b}
     assert set(SegmentConnection.objects.connected()) == {a, b, c}
 
 

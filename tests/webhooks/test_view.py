@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from configcat_segment import webhooks
 from configcat_segment.constants import HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE
-from configcat_segment.models import Event, WebhookReceipt
+from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
 from configcat_segment.signals import flag_changed
 from configcat_segment.webhooks import WebhookView
 
@@ -663,3 +663,32 @@ def test_the_projects_rest_framework_policies_never_refuse_a_signed_webhook(
     for _ in range(3):
         assert send(segment_connection, configcat_body()).status_code == 200
     assert WebhookReceipt.objects.count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_deleted_while_its_webhook_is_stored_answers_404(segment_connection, send):
+    # Another session deletes the connection after this request looked it up and before
+    # its receipt commits; foreign keys are checked at commit.
+    import threading
+
+    from django.db import connections
+    from django.db.models.signals import pre_save
+
+    def delete_elsewhere(sender, instance, **kwargs):
+        def delete():
+            SegmentConnection.objects.filter(pk=instance.connection_id).delete()
+            connections.close_all()
+
+        thread = threading.Thread(target=delete)
+        thread.start()
+        thread.join()
+
+    pre_save.connect(delete_elsewhere, sender=WebhookReceipt, dispatch_uid="t")
+    try:
+        response = send(segment_connection, configcat_body())
+    finally:
+        pre_save.disconnect(dispatch_uid="t")
+    assert response.status_code == 404
+    assert answer(response)["error"] == "unknown_connection"
+    assert not WebhookReceipt.objects.exists()
