@@ -5,6 +5,7 @@ Ids are stable and documented in ``docs/settings.md``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import uuid
 from typing import Any
@@ -74,8 +75,24 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
     return []
 
 
+def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if not isinstance(raw, dict) or raw.get("DELIVERY") != "celery":
+        return []
+    if importlib.util.find_spec("celery") is not None:
+        return []
+    return [
+        checks.Error(
+            f'{SETTING_NAME}["DELIVERY"] is "celery", but Celery is not installed.',
+            hint="pip install configcat-segment[celery], or choose the thread or worker runner.",
+            id="configcat_segment.E005",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(check_settings)
     checks.register(check_rest_framework)
     checks.register(check_segment_logger)
     checks.register(check_urls, checks.Tags.urls)
+    checks.register(check_celery)

@@ -1,0 +1,459 @@
+"""Moving due events from the outbox to Segment, one connection at a time.
+
+One call of :meth:`Dispatcher.deliver` is one round for one connection:
+
+1. **Claim** up to ``BATCH_SIZE`` due events in a short transaction (``SELECT … FOR UPDATE
+   SKIP LOCKED`` where the database has it; SQLite serialises writers instead). Claiming
+   counts an attempt and moves ``next_attempt_at`` to the end of a lease: a worker that
+   dies holding events loses them to the next worker once the lease runs out.
+2. **Send** them outside any transaction, in as few ``/v1/batch`` requests as Segment's
+   limits allow. A request Segment refuses (400) is split in halves until the refused
+   messages stand alone; the rest are delivered.
+3. **Settle** the outcome in one transaction, one ``UPDATE`` per outcome. Each ``UPDATE``
+   matches only rows still carrying this round's lease, so a worker whose lease expired
+   (and whose events someone else claimed since) changes nothing.
+
+Signals (``event_delivered`` per request Segment accepted, ``event_dead`` per group) are
+sent after the settling transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+from django.db import connections, router, transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from . import transport
+from .batching import plan_batches
+from .conf import AppSettings, get_settings
+from .messages import isoformat
+from .models import Event, SegmentConnection
+from .retry import (
+    Verdict,
+    backoff_seconds,
+    classify,
+    give_up_reason,
+    parse_retry_after,
+    probe_seconds,
+)
+from .signals import event_dead, event_delivered
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+WAITING = (Event.Status.PENDING, Event.Status.FAILED)
+OVERSIZED_ERROR = (
+    "Over Segment's limit of 32 KB per message (or 500 KB per request); it was never sent."
+)
+
+
+class Sender(Protocol):
+    def __call__(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        endpoint: str,
+        write_key: str,
+        sent_at: str,
+        gzip: bool,
+        timeout: float,
+    ) -> transport.Answer: ...
+
+
+@dataclass
+class Report:
+    """What one or more rounds did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0  # failed, will be tried again
+    dead: int = 0
+    waiting: int = 0  # held back because the connection is unhealthy
+    lost: int = 0  # settled too late: another worker had claimed them since
+    requests: int = 0
+    more: bool = False  # a full batch was claimed: more may be due
+
+    def add(self, other: Report) -> None:
+        for f in fields(self):
+            if f.name != "more":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "more"}
+
+
+@dataclass
+class _Result:
+    """Events that shared one outcome."""
+
+    events: list[Event]
+    verdict: Verdict
+    error: str = ""
+    retry_after: float | None = None
+
+
+@dataclass
+class _Settled:
+    delivered: list[list[Event]] = field(default_factory=list)
+    dead: list[Event] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Delivers due events. Safe to run in any number of threads and processes at once.
+
+    ``clock``, ``random`` and ``send`` are there for tests (a fake clock drives an outage
+    without waiting for it); ``settings`` defaults to the project's.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = timezone.now,
+        random: Callable[[], float] = random.random,
+        send: Sender = transport.send,
+        settings: AppSettings | None = None,
+    ) -> None:
+        self.clock = clock
+        self.random = random
+        self.send = send
+        self.settings = settings or get_settings()
+        self.db = router.db_for_write(Event)
+
+    # -- public --------------------------------------------------------------------------
+
+    def due_connections(self) -> list[uuid.UUID]:
+        """Connections that have events due now."""
+        due = Event.objects.using(self.db).due(self.clock()).order_by()
+        return list(due.values_list("connection_id", flat=True).distinct())
+
+    def deliver(self, connection_id: uuid.UUID) -> Report:
+        """One round for one connection: claim, send, settle."""
+        connection = SegmentConnection.objects.using(self.db).filter(pk=connection_id).first()
+        if connection is None:
+            return Report()
+        now = self.clock()
+        if not connection.is_healthy and (held := self._wait_for_probe(connection, now)):
+            return Report(waiting=held)
+        lease_until = now + dt.timedelta(seconds=self.settings.LEASE_SECONDS)
+        events = self._claim(connection, now, lease_until)
+        if not events:
+            return Report()
+        results, requests = self._send_all(connection, events, now)
+        report = self._settle(connection, results, now, lease_until)
+        report.claimed, report.requests = len(events), requests
+        report.more = len(events) >= self.settings.BATCH_SIZE
+        return report
+
+    def deliver_due(self) -> Report:
+        """Deliver everything due now, connection after connection, until nothing is."""
+        total = Report()
+        while connection_ids := self.due_connections():
+            before = total.claimed + total.waiting
+            for connection_id in connection_ids:
+                total.add(self.deliver(connection_id))
+            if total.claimed + total.waiting == before:  # due, yet claimed by others
+                break
+        return total
+
+    # -- claim ---------------------------------------------------------------------------
+
+    def _claim(
+        self, connection: SegmentConnection, now: dt.datetime, lease_until: dt.datetime
+    ) -> list[Event]:
+        with transaction.atomic(using=self.db):
+            due = (
+                Event.objects.using(self.db)
+                .due(now)
+                .filter(connection=connection)
+                .order_by("next_attempt_at", "id")
+                .only("id", "message_id", "payload", "attempts", "queued_at")
+            )
+            if connections[self.db].features.has_select_for_update_skip_locked:
+                due = due.select_for_update(skip_locked=True)
+            events = list(due[: self.settings.BATCH_SIZE])
+            if events:
+                Event.objects.using(self.db).filter(pk__in=[e.pk for e in events]).update(
+                    next_attempt_at=lease_until, attempts=F("attempts") + 1
+                )
+        for event in events:
+            event.attempts += 1
+            event.next_attempt_at = lease_until
+        return events
+
+    def _wait_for_probe(self, connection: SegmentConnection, now: dt.datetime) -> int:
+        """Hold new events of an unhealthy connection until its next probe, if one is set.
+
+        The time of the next probe lives on the events that wait for it (their
+        ``next_attempt_at``), so events written meanwhile join them instead of probing.
+        Returns how many events were held back; 0 means: probe now.
+        """
+        probe_at = (
+            Event.objects.using(self.db)
+            .filter(connection=connection, status__in=WAITING, next_attempt_at__gt=now)
+            .aggregate(at=Min("next_attempt_at"))["at"]
+        )
+        if probe_at is None:
+            return 0
+        due = Event.objects.using(self.db).due(now).filter(connection=connection)
+        return due.update(next_attempt_at=probe_at) or 0
+
+    # -- send ----------------------------------------------------------------------------
+
+    def _send_all(
+        self, connection: SegmentConnection, events: list[Event], now: dt.datetime
+    ) -> tuple[list[_Result], int]:
+        """Send ``events`` in as few requests as the limits allow; the outcome of each."""
+        sent_at = isoformat(now)
+        plan = plan_batches(events, _payload, sent_at=sent_at, write_key=connection.write_key)
+        results = [_Result(plan.oversized, Verdict.REJECTED, OVERSIZED_ERROR)]
+        requests = 0
+        stopped: _Result | None = None
+        for batch in plan.batches:
+            if stopped:  # the endpoint is down or refuses us: do not insist
+                results.append(_Result(batch, stopped.verdict, stopped.error, stopped.retry_after))
+                continue
+            batch_results, sent, stopped = self._send_bisecting(connection, batch, sent_at, now)
+            results += batch_results
+            requests += sent
+        return results, requests
+
+    def _send_bisecting(
+        self,
+        connection: SegmentConnection,
+        batch: list[Event],
+        sent_at: str,
+        now: dt.datetime,
+    ) -> tuple[list[_Result], int, _Result | None]:
+        """Send one request; when Segment refuses it, split it until the culprits are alone.
+
+        Returns the results, how many requests were made, and the result that stopped
+        sending (a retryable error or an unhealthy connection), if one did.
+        """
+        results: list[_Result] = []
+        groups = [batch]
+        requests = 0
+        while groups:
+            group = groups.pop()
+            answer = self.send(
+                [e.payload for e in group],
+                endpoint=connection.endpoint,
+                write_key=connection.write_key,
+                sent_at=sent_at,
+                gzip=self.settings.GZIP,
+                timeout=self.settings.HTTP_TIMEOUT_SECONDS,
+            )
+            requests += 1
+            verdict = classify(answer.status)
+            if verdict is Verdict.REJECTED and len(group) > 1:
+                middle = len(group) // 2
+                groups += [group[middle:], group[:middle]]
+                continue
+            retry_after = parse_retry_after(answer.retry_after, now)
+            result = _Result(group, verdict, answer.error, retry_after)
+            results.append(result)
+            if verdict in (Verdict.RETRY, Verdict.UNHEALTHY):
+                results += [_Result(g, verdict, answer.error, retry_after) for g in groups]
+                return results, requests, result
+        return results, requests, None
+
+    # -- settle --------------------------------------------------------------------------
+
+    def _settle(
+        self,
+        connection: SegmentConnection,
+        results: Iterable[_Result],
+        now: dt.datetime,
+        lease_until: dt.datetime,
+    ) -> Report:
+        report = Report()
+        settled = _Settled()
+        with transaction.atomic(using=self.db):
+            for result in results:
+                if not result.events:
+                    continue
+                if result.verdict is Verdict.DELIVERED:
+                    self._delivered(result, now, lease_until, report, settled)
+                elif result.verdict is Verdict.REJECTED:
+                    self._dead(result.events, result.error, now, lease_until, report, settled)
+                elif result.verdict is Verdict.RETRY:
+                    self._retry(result, now, lease_until, report, settled)
+                else:
+                    self._unhealthy(connection, result, now, lease_until, report)
+            if settled.delivered and not connection.is_healthy:
+                connection.mark_healthy()
+                logger.info("configcat_segment: %s is healthy again", connection)
+            self._signal_after_commit(settled)
+        return report
+
+    def _update(
+        self, events: Sequence[Event], lease_until: dt.datetime, report: Report, **values: Any
+    ) -> int:
+        """Update events that still carry this round's lease; count the ones that do not."""
+        count: int = (
+            Event.objects.using(self.db)
+            .filter(pk__in=[e.pk for e in events], next_attempt_at=lease_until)
+            .update(**values)
+        )
+        if count < len(events):
+            report.lost += len(events) - count
+            logger.warning(
+                "configcat_segment: %d events were claimed by another worker after this "
+                "one's lease ran out; their outcome here is discarded",
+                len(events) - count,
+            )
+        return count
+
+    def _delivered(
+        self,
+        result: _Result,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        report: Report,
+        settled: _Settled,
+    ) -> None:
+        count = self._update(
+            result.events,
+            lease_until,
+            report,
+            status=Event.Status.DELIVERED,
+            delivered_at=now,
+            last_error="",
+        )
+        report.delivered += count
+        if count and event_delivered.has_listeners(Event):
+            events = result.events if count == len(result.events) else self._refetch(result, now)
+            for event in events:
+                event.status, event.delivered_at, event.last_error = "delivered", now, ""
+            settled.delivered.append(events)
+
+    def _refetch(self, result: _Result, now: dt.datetime) -> list[Event]:
+        return list(
+            Event.objects.using(self.db).filter(
+                pk__in=[e.pk for e in result.events], status="delivered", delivered_at=now
+            )
+        )
+
+    def _dead(
+        self,
+        events: Sequence[Event],
+        error: str,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        report: Report,
+        settled: _Settled,
+    ) -> None:
+        count = self._update(
+            events, lease_until, report, status=Event.Status.DEAD, last_error=error
+        )
+        report.dead += count
+        logger.warning("configcat_segment: %d events are dead: %s", count, error)
+        if count and event_dead.has_listeners(Event):
+            for event in events:
+                event.status, event.last_error = "dead", error
+            settled.dead += events
+
+    def _retry(
+        self,
+        result: _Result,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        report: Report,
+        settled: _Settled,
+    ) -> None:
+        s = self.settings
+        give_up: dict[str, list[Event]] = defaultdict(list)
+        by_attempts: dict[int, list[Event]] = defaultdict(list)
+        for event in result.events:
+            reason = give_up_reason(
+                attempts=event.attempts,
+                queued_at=event.queued_at,
+                now=now,
+                max_attempts=s.MAX_ATTEMPTS,
+                max_age_seconds=s.MAX_AGE_SECONDS,
+            )
+            if reason:
+                give_up[f"{reason}. Last error: {result.error}"].append(event)
+            else:
+                by_attempts[event.attempts].append(event)
+        for error, events in give_up.items():
+            self._dead(events, error, now, lease_until, report, settled)
+        for attempts, events in by_attempts.items():
+            delay = backoff_seconds(
+                attempts,
+                base=s.RETRY_BASE_SECONDS,
+                cap=s.RETRY_MAX_SECONDS,
+                random=self.random,
+                retry_after=result.retry_after,
+            )
+            report.retrying += self._update(
+                events,
+                lease_until,
+                report,
+                status=Event.Status.FAILED,
+                next_attempt_at=now + dt.timedelta(seconds=delay),
+                last_error=result.error,
+            )
+        if by_attempts:
+            logger.warning(
+                "configcat_segment: %d events will be retried: %s",
+                sum(map(len, by_attempts.values())),
+                result.error,
+            )
+
+    def _unhealthy(
+        self,
+        connection: SegmentConnection,
+        result: _Result,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        report: Report,
+    ) -> None:
+        """The connection, not the events, is at fault: they wait, attempts untouched."""
+        if connection.is_healthy:
+            logger.error("configcat_segment: %s is unhealthy: %s", connection, result.error)
+        connection.mark_unhealthy(result.error)
+        since = connection.unhealthy_since or now
+        delay = probe_seconds(
+            max(0.0, (now - since).total_seconds()),
+            base=self.settings.RETRY_BASE_SECONDS,
+            cap=self.settings.RETRY_MAX_SECONDS,
+            random=self.random,
+        )
+        probe_at = now + dt.timedelta(seconds=delay)
+        report.waiting += self._update(
+            result.events,
+            lease_until,
+            report,
+            status=Event.Status.FAILED,
+            attempts=F("attempts") - 1,
+            next_attempt_at=probe_at,
+            last_error=result.error,
+        )
+        Event.objects.using(self.db).due(now).filter(connection=connection).update(
+            next_attempt_at=probe_at
+        )
+
+    def _signal_after_commit(self, settled: _Settled) -> None:
+        def send() -> None:
+            for events in settled.delivered:
+                event_delivered.send(sender=Event, events=events)
+            if settled.dead:
+                event_dead.send(sender=Event, events=settled.dead)
+
+        if settled.delivered or settled.dead:
+            transaction.on_commit(send, using=self.db)
+
+
+def _payload(event: Event) -> dict[str, Any]:
+    payload: dict[str, Any] = event.payload
+    return payload
