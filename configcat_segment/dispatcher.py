@@ -289,7 +289,7 @@ class Dispatcher:
                     self._retry(result, now, lease_until, report, settled)
                 else:
                     self._unhealthy(connection, result, now, lease_until, report)
-            if settled.delivered and not connection.is_healthy:
+            if report.delivered and not connection.is_healthy:
                 connection.mark_healthy()
                 logger.info("configcat_segment: %s is healthy again", connection)
             self._signal_after_commit(settled)
