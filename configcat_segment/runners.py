@@ -80,11 +80,13 @@ class Runner:
         try:
             while not self.stopping:
                 self._wake.clear()
+                # Read before looking for events: finish() called after the look wakes us.
+                finishing = until_idle or self._deadline is not None
                 due = self._due_connections(skip_broken_for_good=until_idle)
                 self._start_lanes(due)
                 with self._lock:
                     idle = not self._lanes
-                if idle and not due and (until_idle or self._deadline is not None):
+                if finishing and idle and not due:
                     break
                 self._wake.wait(self.poll_seconds)
         finally:
