@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection as db_connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -28,7 +35,9 @@ def connect_to(
 ) -> Callable[..., SegmentConnection]:
     """A connection whose endpoint is ``server``, with a write key the server accepts."""
 
-    def connect(server: SegmentServer, *, accepted: bool = True, **fields: Any) -> SegmentConnection:
+    def connect(
+        server: SegmentServer, *, accepted: bool = True, **fields: Any
+    ) -> SegmentConnection:
         connection = make_connection(region="custom", custom_endpoint=server.url, **fields)
         if accepted:
             server.write_keys.add(connection.write_key)
@@ -98,9 +107,7 @@ def enqueue(
     """Write a pending event per number, messageId ``message_id(connection, n)``."""
     return outbox.enqueue(
         [
-            outbox.build_event(
-                connection, track(n, message_id=message_id(connection, n)), now=now
-            )
+            outbox.build_event(connection, track(n, message_id=message_id(connection, n)), now=now)
             for n in numbers
         ]
     )
@@ -111,3 +118,59 @@ def statuses(**filters: Any) -> dict[str, int]:
     for status in Event.objects.filter(**filters).values_list("status", flat=True):
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+# -- processes started by tests ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SAFETY_SECONDS = 60  # bounded waits: only ever reached when something is broken
+
+
+def subprocess_env(**settings: Any) -> dict[str, str]:
+    """Environment for a process that must use this test's database (commit your data:
+    ``transactional_db``) with ``CONFIGCAT_SEGMENT`` overrides."""
+    database = {
+        key: value
+        for key, value in db_connection.settings_dict.items()
+        if key in {"ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS"}
+    }
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.delivery.subprocess_settings",
+        "CONFIGCAT_SEGMENT_TEST_DATABASE": json.dumps(database),
+        "CONFIGCAT_SEGMENT_TEST_SETTINGS": json.dumps(settings),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def start_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``python ARGS...`` in the repository; whatever is still running is killed."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=SAFETY_SECONDS)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = SAFETY_SECONDS) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (a safety net)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s")
+        time.sleep(0.02)

@@ -63,8 +63,17 @@ def test_segment_limits_by_default_500_kb_and_2500_messages():
 def test_the_write_key_and_sent_at_count_against_the_request_limit():
     messages = [message(n, size=1000) for n in range(4)]
     limit = body_bytes(messages)
+    limits = Limits(request_bytes=limit)
+    assert (
+        len(
+            plan_batches(
+                messages, lambda m: m, sent_at=SENT_AT, write_key=KEY, limits=limits
+            ).batches
+        )
+        == 1
+    )
     long_key = plan_batches(
-        messages, lambda m: m, sent_at=SENT_AT, write_key=KEY + "x", limits=Limits(request_bytes=limit)
+        messages, lambda m: m, sent_at=SENT_AT, write_key=KEY + "x", limits=limits
     )
     assert [len(b) for b in long_key.batches] == [3, 1]
 

@@ -46,13 +46,15 @@ def test_due_events_are_delivered_and_marked_with_the_time(
     with django_capture_on_commit_callbacks(execute=True):
         report = dispatcher.deliver(connection.pk)
     assert (report.claimed, report.delivered, report.requests) == (5, 5, 1)
-    assert sorted(segment_server.accepted_ids) == sorted(message_id(connection, n) for n in range(5))
+    expected = sorted(message_id(connection, n) for n in range(5))
+    assert sorted(segment_server.accepted_ids) == expected
     for event in Event.objects.all():
         assert (event.status, event.attempts, event.last_error) == ("delivered", 1, "")
         assert event.delivered_at == clock()
-        assert segment_server.accepted_messages[
-            segment_server.accepted_ids.index(event.message_id)
-        ] == event.payload
+        assert (
+            segment_server.accepted_messages[segment_server.accepted_ids.index(event.message_id)]
+            == event.payload
+        )
     assert received == [("delivered", [message_id(connection, n) for n in range(5)])]
 
 
@@ -102,9 +104,7 @@ def test_a_claim_is_split_into_requests_within_segment_s_limits(
     connection = connect_to(segment_server)
     outbox.enqueue(
         [
-            outbox.build_event(
-                connection, track(n, message_id=f"big-{n}", details="x" * 30_000)
-            )
+            outbox.build_event(connection, track(n, message_id=f"big-{n}", details="x" * 30_000))
             for n in range(30)
         ]
         + [outbox.build_event(connection, track(n, message_id=f"small-{n}")) for n in range(2600)]
@@ -127,9 +127,7 @@ def test_a_message_that_is_too_big_is_never_sent_and_never_poisons_a_batch(
     big.payload["properties"]["details"] = "x" * 40_000
     big.save()
     # Too big when written: dead on arrival, never claimed.
-    outbox.enqueue(
-        [outbox.build_event(connection, track(9, message_id="doa", junk=[1] * 20_000))]
-    )
+    outbox.enqueue([outbox.build_event(connection, track(9, message_id="doa", junk=[1] * 20_000))])
     with django_capture_on_commit_callbacks(execute=True):
         dispatcher.deliver_due()
     assert sorted(segment_server.accepted_ids) == [message_id(connection, n) for n in (0, 2)]
