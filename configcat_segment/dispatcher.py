@@ -92,11 +92,21 @@ class Report:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "more"}
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed event: just what sending and settling it needs."""
+
+    pk: int
+    payload: dict[str, Any]
+    attempts: int  # this one included
+    queued_at: dt.datetime
+
+
 @dataclass
 class _Result:
     """Events that shared one outcome."""
 
-    events: list[Event]
+    events: list[Claimed]
     verdict: Verdict
     error: str = ""
     retry_after: float | None = None
@@ -104,6 +114,8 @@ class _Result:
 
 @dataclass
 class _Settled:
+    """What the signals will carry, once the transaction commits."""
+
     delivered: list[list[Event]] = field(default_factory=list)
     dead: list[Event] = field(default_factory=list)
 
@@ -169,26 +181,29 @@ class Dispatcher:
 
     def _claim(
         self, connection: SegmentConnection, now: dt.datetime, lease_until: dt.datetime
-    ) -> list[Event]:
+    ) -> list[Claimed]:
         with transaction.atomic(using=self.db):
             due = (
                 Event.objects.using(self.db)
                 .due(now)
                 .filter(connection=connection)
-                .order_by("next_attempt_at", "id")
-                .only("id", "message_id", "payload", "attempts", "queued_at")
+                # The partial "due" index gives this order; a tie-break would mean a sort.
+                .order_by("next_attempt_at")
             )
             if connections[self.db].features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
-            events = list(due[: self.settings.BATCH_SIZE])
-            if events:
-                Event.objects.using(self.db).filter(pk__in=[e.pk for e in events]).update(
+            rows = list(
+                due.values_list("pk", "payload", "attempts", "queued_at")[
+                    : self.settings.BATCH_SIZE
+                ]
+            )
+            if rows:
+                Event.objects.using(self.db).filter(pk__in=[row[0] for row in rows]).update(
                     next_attempt_at=lease_until, attempts=F("attempts") + 1
                 )
-        for event in events:
-            event.attempts += 1
-            event.next_attempt_at = lease_until
-        return events
+        return [
+            Claimed(pk, payload, attempts + 1, queued) for pk, payload, attempts, queued in rows
+        ]
 
     def _wait_for_probe(self, connection: SegmentConnection, now: dt.datetime) -> int:
         """Hold new events of an unhealthy connection until its next probe, if one is set.
@@ -210,11 +225,13 @@ class Dispatcher:
     # -- send ----------------------------------------------------------------------------
 
     def _send_all(
-        self, connection: SegmentConnection, events: list[Event], now: dt.datetime
+        self, connection: SegmentConnection, events: list[Claimed], now: dt.datetime
     ) -> tuple[list[_Result], int]:
         """Send ``events`` in as few requests as the limits allow; the outcome of each."""
         sent_at = isoformat(now)
-        plan = plan_batches(events, _payload, sent_at=sent_at, write_key=connection.write_key)
+        plan = plan_batches(
+            events, lambda e: e.payload, sent_at=sent_at, write_key=connection.write_key
+        )
         results = [_Result(plan.oversized, Verdict.REJECTED, OVERSIZED_ERROR)]
         requests = 0
         stopped: _Result | None = None
@@ -230,7 +247,7 @@ class Dispatcher:
     def _send_bisecting(
         self,
         connection: SegmentConnection,
-        batch: list[Event],
+        batch: list[Claimed],
         sent_at: str,
         now: dt.datetime,
     ) -> tuple[list[_Result], int, _Result | None]:
@@ -286,7 +303,7 @@ class Dispatcher:
                 elif result.verdict is Verdict.REJECTED:
                     self._dead(result.events, result.error, now, lease_until, report, settled)
                 elif result.verdict is Verdict.RETRY:
-                    self._retry(result, now, lease_until, report, settled)
+                    self._retry(connection, result, now, lease_until, report, settled)
                 else:
                     self._unhealthy(connection, result, now, lease_until, report)
             if report.delivered and not connection.is_healthy:
@@ -296,7 +313,7 @@ class Dispatcher:
         return report
 
     def _update(
-        self, events: Sequence[Event], lease_until: dt.datetime, report: Report, **values: Any
+        self, events: Sequence[Claimed], lease_until: dt.datetime, report: Report, **values: Any
     ) -> int:
         """Update events that still carry this round's lease; count the ones that do not."""
         count: int = (
@@ -313,6 +330,11 @@ class Dispatcher:
             )
         return count
 
+    def _fetch(self, events: Sequence[Claimed], **settled_as: Any) -> list[Event]:
+        """The events, as settled here, for signal receivers (whole rows, one query)."""
+        pks = [e.pk for e in events]
+        return list(Event.objects.using(self.db).filter(pk__in=pks, **settled_as).order_by("pk"))
+
     def _delivered(
         self,
         result: _Result,
@@ -321,49 +343,31 @@ class Dispatcher:
         report: Report,
         settled: _Settled,
     ) -> None:
-        count = self._update(
-            result.events,
-            lease_until,
-            report,
-            status=Event.Status.DELIVERED,
-            delivered_at=now,
-            last_error="",
-        )
+        values = {"status": Event.Status.DELIVERED, "delivered_at": now, "last_error": ""}
+        count = self._update(result.events, lease_until, report, **values)
         report.delivered += count
         if count and event_delivered.has_listeners(Event):
-            events = result.events if count == len(result.events) else self._refetch(result, now)
-            for event in events:
-                event.status, event.delivered_at, event.last_error = "delivered", now, ""
-            settled.delivered.append(events)
-
-    def _refetch(self, result: _Result, now: dt.datetime) -> list[Event]:
-        return list(
-            Event.objects.using(self.db).filter(
-                pk__in=[e.pk for e in result.events], status="delivered", delivered_at=now
-            )
-        )
+            settled.delivered.append(self._fetch(result.events, **values))
 
     def _dead(
         self,
-        events: Sequence[Event],
+        events: Sequence[Claimed],
         error: str,
         now: dt.datetime,
         lease_until: dt.datetime,
         report: Report,
         settled: _Settled,
     ) -> None:
-        count = self._update(
-            events, lease_until, report, status=Event.Status.DEAD, last_error=error
-        )
+        values = {"status": Event.Status.DEAD, "last_error": error}
+        count = self._update(events, lease_until, report, **values)
         report.dead += count
         logger.warning("configcat_segment: %d events are dead: %s", count, error)
         if count and event_dead.has_listeners(Event):
-            for event in events:
-                event.status, event.last_error = "dead", error
-            settled.dead += events
+            settled.dead += self._fetch(events, **values)
 
     def _retry(
         self,
+        connection: SegmentConnection,
         result: _Result,
         now: dt.datetime,
         lease_until: dt.datetime,
@@ -371,8 +375,8 @@ class Dispatcher:
         settled: _Settled,
     ) -> None:
         s = self.settings
-        give_up: dict[str, list[Event]] = defaultdict(list)
-        by_attempts: dict[int, list[Event]] = defaultdict(list)
+        give_up: dict[str, list[Claimed]] = defaultdict(list)
+        by_attempts: dict[int, list[Claimed]] = defaultdict(list)
         for event in result.events:
             reason = give_up_reason(
                 attempts=event.attempts,
@@ -387,6 +391,7 @@ class Dispatcher:
                 by_attempts[event.attempts].append(event)
         for error, events in give_up.items():
             self._dead(events, error, now, lease_until, report, settled)
+        retry_times = []
         for attempts, events in by_attempts.items():
             delay = backoff_seconds(
                 attempts,
@@ -395,15 +400,17 @@ class Dispatcher:
                 random=self.random,
                 retry_after=result.retry_after,
             )
+            retry_times.append(now + dt.timedelta(seconds=delay))
             report.retrying += self._update(
                 events,
                 lease_until,
                 report,
                 status=Event.Status.FAILED,
-                next_attempt_at=now + dt.timedelta(seconds=delay),
+                next_attempt_at=retry_times[-1],
                 last_error=result.error,
             )
-        if by_attempts:
+        if retry_times:
+            self._hold_backlog(connection, now, min(retry_times))
             logger.warning(
                 "configcat_segment: %d events will be retried: %s",
                 sum(map(len, by_attempts.values())),
@@ -439,8 +446,19 @@ class Dispatcher:
             next_attempt_at=probe_at,
             last_error=result.error,
         )
+        self._hold_backlog(connection, now, probe_at)
+
+    def _hold_backlog(
+        self, connection: SegmentConnection, now: dt.datetime, until: dt.datetime
+    ) -> None:
+        """Make the connection's other due events wait too (not claimed: attempts untouched).
+
+        While Segment is down, rate-limits us or refuses the connection, sending the rest of
+        the backlog would only add failures: it waits behind the events that failed, so an
+        outage costs one request per backoff step rather than one per batch.
+        """
         Event.objects.using(self.db).due(now).filter(connection=connection).update(
-            next_attempt_at=probe_at
+            next_attempt_at=until
         )
 
     def _signal_after_commit(self, settled: _Settled) -> None:
@@ -452,8 +470,3 @@ class Dispatcher:
 
         if settled.delivered or settled.dead:
             transaction.on_commit(send, using=self.db)
-
-
-def _payload(event: Event) -> dict[str, Any]:
-    payload: dict[str, Any] = event.payload
-    return payload

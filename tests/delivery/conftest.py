@@ -65,11 +65,11 @@ def delivery_settings() -> Iterator[Callable[..., None]]:
 class FakeClock:
     """A clock the test moves by hand: the dispatcher's idea of now.
 
-    It starts a second ahead of the real clock, so events written by the test are due.
+    It starts a minute ahead of the real clock, so events the test writes are due.
     """
 
     def __init__(self, start: dt.datetime | None = None) -> None:
-        self.current = start or timezone.now() + dt.timedelta(seconds=1)
+        self.current = start or timezone.now() + dt.timedelta(minutes=1)
 
     def __call__(self) -> dt.datetime:
         return self.current
@@ -105,6 +105,7 @@ def enqueue(
     connection: SegmentConnection, numbers: Iterable[int], *, now: dt.datetime | None = None
 ) -> list[Event]:
     """Write a pending event per number, messageId ``message_id(connection, n)``."""
+    now = now or timezone.now()
     return outbox.enqueue(
         [
             outbox.build_event(connection, track(n, message_id=message_id(connection, n)), now=now)

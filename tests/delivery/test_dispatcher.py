@@ -350,3 +350,21 @@ def test_a_worker_whose_lease_ran_out_cannot_overwrite_a_newer_claim(
         ("delivered", 2, "")
     }
     assert segment_server.duplicates() == {}
+
+
+def test_while_segment_fails_the_connection_s_backlog_waits_behind_the_failed_batch(
+    segment_server, connect_to, delivery_settings, clock
+):
+    """A 429 (or 5xx) pauses the whole connection: one request per backoff step."""
+    delivery_settings(BATCH_SIZE=5)
+    connection = connect_to(segment_server)
+    enqueue(connection, range(12))
+    segment_server.fail(429, retry_after="30")
+    dispatcher = Dispatcher(clock=clock, random=lambda: 0.0)
+    report = dispatcher.deliver_due()
+    assert (report.requests, report.retrying) == (1, 5)
+    retry_at = clock() + dt.timedelta(seconds=30)
+    assert set(Event.objects.values_list("next_attempt_at", flat=True)) == {retry_at}
+    assert sorted(Event.objects.values_list("attempts", flat=True)) == [0] * 7 + [1] * 5
+    clock.move_to(retry_at)
+    assert dispatcher.deliver_due().delivered == 12
