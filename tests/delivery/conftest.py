@@ -154,6 +154,7 @@ def start_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             [sys.executable, *args],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

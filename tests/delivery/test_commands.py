@@ -44,9 +44,7 @@ def test_worker_bad_arguments_are_one_line(capsys):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sigterm_finishes_the_batch_in_hand_and_exits_0(
-    segment_server, connect_to, start_process
-):
+def test_sigterm_finishes_the_batch_in_hand_and_exits_0(segment_server, connect_to, start_process):
     connection = connect_to(segment_server)
     enqueue(connection, range(5))
     gate = segment_server.hold()
