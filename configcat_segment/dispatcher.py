@@ -19,12 +19,13 @@ sent after the settling transaction commits.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -179,10 +180,26 @@ class Dispatcher:
 
     # -- claim ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A transaction for the dispatcher's own bookkeeping.
+
+        Nothing it writes needs to survive a database crash: a lost claim is a lease that
+        never was, a lost "delivered" an event sent again with the same messageId (which
+        Segment dedupes). So on PostgreSQL it does not wait for the WAL to reach the disk,
+        which would otherwise cost two disk flushes per batch. (Writing events, in the
+        outbox, stays fully durable.)
+        """
+        with transaction.atomic(using=self.db):
+            if connections[self.db].vendor == "postgresql":
+                with connections[self.db].cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield
+
     def _claim(
         self, connection: SegmentConnection, now: dt.datetime, lease_until: dt.datetime
     ) -> list[Claimed]:
-        with transaction.atomic(using=self.db):
+        with self._transaction():
             due = (
                 Event.objects.using(self.db)
                 .due(now)
@@ -294,7 +311,7 @@ class Dispatcher:
     ) -> Report:
         report = Report()
         settled = _Settled()
-        with transaction.atomic(using=self.db):
+        with self._transaction():
             for result in results:
                 if not result.events:
                     continue
