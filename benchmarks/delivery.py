@@ -3,15 +3,16 @@
 Both send the same events to the same local Segment-compatible server (tests/segment_server.py,
 in this process), gzip on. Measured in child processes (fork), so each starts equal:
 
-- ``client``: ``segment.analytics.Client`` (its defaults: batches of 100, one consumer
-  thread), from the first ``track()`` until ``flush()`` returns;
+- ``client``: ``segment.analytics.Client`` (one consumer thread; its default batches of
+  100 messages, and batches of 500 as the outbox sends), from the first ``track()`` until
+  ``flush()`` returns;
 - ``outbox <db> <n>w``: the events already written as pending rows; ``n`` worker processes
   (``Runner.run(until_idle=True)``, as ``configcat_segment_worker --once``) from start until
   every event is delivered and marked so in the database, on SQLite and PostgreSQL.
 
 The variants run interleaved, ``--repeat`` times; the table shows medians and the ratio to
-the client. Peak memory is tracemalloc's peak of the measured process (the busiest worker),
-in one extra run per variant, so tracing never slows the timed runs.
+the client with its defaults. Peak memory is tracemalloc's peak of the measured process
+(the busiest worker), in one extra run per variant, so tracing never slows the timed runs.
 
     python benchmarks/delivery.py [--events 10000] [--repeat 5]
 
@@ -118,9 +119,15 @@ def _measured(work, trace: bool):
     return start, end, peak
 
 
-def client_child(endpoint, payloads, trace, barrier, results):
+def client_child(endpoint, payloads, upload_size, trace, barrier, results):
     def work():
-        client = Client(WRITE_KEY, host=endpoint, gzip=True, max_queue_size=len(payloads) + 1)
+        client = Client(
+            WRITE_KEY,
+            host=endpoint,
+            gzip=True,
+            max_queue_size=len(payloads) + 1,
+            upload_size=upload_size,
+        )
         for p in payloads:
             client.track(
                 user_id=p["userId"],
@@ -154,7 +161,8 @@ def run_variant(variant, server, payloads, trace=False):
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(workers), context.Queue()
     if kind == "client":
-        target, args = client_child, (server.url, payloads, trace, barrier, results)
+        upload_size = int(db)
+        target, args = client_child, (server.url, payloads, upload_size, trace, barrier, results)
     else:
         prepare(DATABASES[db], server.url, payloads)
         target, args = outbox_child, (DATABASES[db], trace, barrier, results)
@@ -184,7 +192,8 @@ def main() -> None:
         call_command("migrate", database=alias, verbosity=0)
     connections.close_all()
 
-    variants = [("client", "", 1)] + [
+    # ("client", upload size, 1): its default batches of 100, and batches of 500 like ours.
+    variants = [("client", "100", 1), ("client", "500", 1)] + [
         ("outbox", db, workers) for db in DATABASES for workers in (1, 4)
     ]
     rates: dict[tuple, list[float]] = {v: [] for v in variants}
@@ -192,7 +201,9 @@ def main() -> None:
     with SegmentServer(write_keys={WRITE_KEY}) as server:
         for repetition in range(options.repeat):
             for variant in variants:
-                payloads = make_messages(options.events, f"{repetition}-{'-'.join(map(str, variant))}")
+                payloads = make_messages(
+                    options.events, f"{repetition}-{'-'.join(map(str, variant))}"
+                )
                 rate, _ = run_variant(variant, server, payloads)
                 rates[variant].append(rate)
         for variant in variants:
@@ -204,17 +215,21 @@ def main() -> None:
     client_rate = statistics.median(rates[variants[0]])
     print(
         f"\n{options.events:,} events, {options.repeat} repetitions, "
-        f"{requests:,} requests in all, Python {sys.version.split()[0]}, Django {django.__version__}\n"
+        f"{requests:,} requests in all, "
+        f"Python {sys.version.split()[0]}, Django {django.__version__}\n"
     )
-    print("| variant | events/s (median) | min – max | vs client | peak memory (MiB) |")
+    print("| variant | events/s (median) | min - max | vs client | peak memory (MiB) |")
     print("|---|---:|---:|---:|---:|")
     for variant in variants:
         kind, db, workers = variant
-        name = "segment-analytics-python Client" if kind == "client" else f"outbox, {db}, {workers} worker{'s' if workers > 1 else ''}"
+        if kind == "client":
+            name = f"segment-analytics-python Client, upload_size={db}"
+        else:
+            name = f"outbox, {db}, {workers} worker{'s' if workers > 1 else ''}"
         median = statistics.median(rates[variant])
         print(
-            f"| {name} | {median:,.0f} | {min(rates[variant]):,.0f} – {max(rates[variant]):,.0f} "
-            f"| {median / client_rate:.2f}× | {peaks[variant] / 2**20:.1f} |"
+            f"| {name} | {median:,.0f} | {min(rates[variant]):,.0f} - {max(rates[variant]):,.0f} "
+            f"| {median / client_rate:.2f}x | {peaks[variant] / 2**20:.1f} |"
         )
 
 

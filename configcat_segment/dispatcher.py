@@ -253,8 +253,8 @@ class Dispatcher:
         requests = 0
         stopped: _Result | None = None
         for batch in plan.batches:
-            if stopped:  # the endpoint is down or refuses us: do not insist
-                results.append(_Result(batch, stopped.verdict, stopped.error, stopped.retry_after))
+            if stopped:  # the endpoint is down or refuses us: the rest shares that outcome
+                stopped.events += batch
                 continue
             batch_results, sent, stopped = self._send_bisecting(connection, batch, sent_at, now)
             results += batch_results
@@ -296,7 +296,7 @@ class Dispatcher:
             result = _Result(group, verdict, answer.error, retry_after)
             results.append(result)
             if verdict in (Verdict.RETRY, Verdict.UNHEALTHY):
-                results += [_Result(g, verdict, answer.error, retry_after) for g in groups]
+                result.events = [e for g in [group, *reversed(groups)] for e in g]
                 return results, requests, result
         return results, requests, None
 

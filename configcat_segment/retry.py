@@ -125,8 +125,6 @@ def give_up_reason(
     """Why an event that just failed must not be retried, or ``None`` to retry it."""
     if attempts >= max_attempts:
         return f"Gave up after {attempts} attempts"
-    age = (now - queued_at).total_seconds()
-    if age >= max_age_seconds:
-        hours, limit = age / 3600, max_age_seconds / 3600
-        return f"Gave up: queued {hours:.1f} h ago (the maximum is {limit:g} h)"
+    if (now - queued_at).total_seconds() >= max_age_seconds:
+        return f"Gave up: queued longer than the maximum of {max_age_seconds / 3600:g} h"
     return None

@@ -112,4 +112,4 @@ def test_give_up_after_max_attempts_or_max_age():
 
     assert reason(4, 7199) is None
     assert reason(5, 0) == "Gave up after 5 attempts"
-    assert reason(1, 7200) == "Gave up: queued 2.0 h ago (the maximum is 2 h)"
+    assert reason(1, 7200) == "Gave up: queued longer than the maximum of 2 h"
