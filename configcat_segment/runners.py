@@ -17,12 +17,13 @@ events until none are due), so a slow or failing connection never holds up anoth
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.db import close_old_connections, connections
 
@@ -31,6 +32,43 @@ from .conf import get_settings
 from .dispatcher import Dispatcher, Report
 
 logger = logging.getLogger(__name__)
+
+
+class ForkGuard:
+    """Makes ``fork()`` wait until no runner thread is inside the database driver.
+
+    A thread that holds a lock inside the driver (SQLite's, libpq's) when another thread
+    forks leaves that lock held forever in the child, whose first query then hangs. Runner
+    threads hold the guard, shared, while they use the database; a fork holds it alone
+    (for at most ``timeout`` seconds of waiting) while it happens.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._users = 0
+        self._forking = False
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._forking)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._users -= 1
+                self._condition.notify_all()
+
+    def before_fork(self, timeout: float) -> None:
+        with self._condition:
+            self._forking = True
+            self._condition.wait_for(lambda: self._users == 0, timeout)
+
+    def after_fork_in_parent(self) -> None:
+        with self._condition:
+            self._forking = False
+            self._condition.notify_all()
 
 
 class Runner:
@@ -42,8 +80,10 @@ class Runner:
         *,
         threads: int | None = None,
         poll_seconds: float | None = None,
+        fork_guard: ForkGuard | None = None,
     ) -> None:
         settings = get_settings()
+        self.fork_guard = fork_guard or ForkGuard()
         self.dispatcher = dispatcher or Dispatcher()
         self.threads = threads or settings.WORKER_THREADS
         self.poll_seconds = poll_seconds or settings.WORKER_POLL_SECONDS
@@ -92,16 +132,19 @@ class Runner:
         finally:
             self._stopping.set()
             self._join_lanes()
-            connections.close_all()
+            with self.fork_guard.database():
+                connections.close_all()
         return self.report
 
     def _due_connections(self, *, skip_broken_for_good: bool) -> list[uuid.UUID]:
-        close_old_connections()
         try:
-            due = self.dispatcher.due_connections()
+            with self.fork_guard.database():
+                close_old_connections()
+                due = self.dispatcher.due_connections()
         except Exception:
             logger.exception("configcat_segment: could not look for due events")
-            connections.close_all()
+            with self.fork_guard.database():
+                connections.close_all()
             return []
         now = time.monotonic()
         with self._lock:
@@ -110,6 +153,7 @@ class Runner:
             return [c for c in due if c not in self._broken]
 
     def _start_lanes(self, connection_ids: list[uuid.UUID]) -> None:
+        inline = []
         with self._lock:
             for connection_id in connection_ids:
                 if connection_id in self._lanes or len(self._lanes) >= self.threads:
@@ -121,13 +165,19 @@ class Runner:
                     daemon=True,
                 )
                 self._lanes[connection_id] = lane
-                lane.start()
+                try:
+                    lane.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    inline.append(connection_id)
+        for connection_id in inline:  # the exit flush, on Python 3.12 and later
+            self._lane(connection_id)
 
     def _lane(self, connection_id: uuid.UUID) -> None:
         """Deliver one connection's due events, batch after batch, until none are left."""
         try:
             while not self.stopping:
-                report = self.dispatcher.deliver(connection_id)
+                with self.fork_guard.database():
+                    report = self.dispatcher.deliver(connection_id)
                 with self._lock:
                     self.report.add(report)
                 if not report.more:
@@ -137,7 +187,8 @@ class Runner:
             with self._lock:  # not again before the next poll: no hot loop on a broken database
                 self._broken[connection_id] = time.monotonic() + self.poll_seconds
         finally:
-            connections.close_all()  # this thread's connections only
+            with self.fork_guard.database():
+                connections.close_all()  # this thread's connections only
             with self._lock:
                 del self._lanes[connection_id]
             self._wake.set()
@@ -160,13 +211,14 @@ class _Background:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.fork_guard = ForkGuard()
         self.runner: Runner | None = None
         self.thread: threading.Thread | None = None
 
     def ensure_started(self) -> Runner:
         with self.lock:
             if self.runner is None or self.thread is None or not self.thread.is_alive():
-                self.runner = Runner()
+                self.runner = Runner(fork_guard=self.fork_guard)
                 self.thread = threading.Thread(
                     target=self.runner.run, name="configcat-segment-runner", daemon=True
                 )
@@ -183,10 +235,18 @@ class _Background:
         runner.finish(timeout)
         thread.join(timeout)
 
+    def before_fork(self) -> None:
+        if self.runner is not None:  # a batch in hand may be waiting for Segment
+            self.fork_guard.before_fork(get_settings().HTTP_TIMEOUT_SECONDS + 1)
+
+    def after_fork_in_parent(self) -> None:
+        self.fork_guard.after_fork_in_parent()
+
     def after_fork_in_child(self) -> None:
         was_running = self.thread is not None and self.runner is not None
         # The parent's threads do not exist here; its locks may be held by one of them.
         self.lock = threading.Lock()
+        self.fork_guard = ForkGuard()
         self.runner = self.thread = None
         transport.after_fork()
         if was_running:
@@ -231,4 +291,8 @@ def install(delivery: str) -> None:
         outbox.on_enqueued(listener)
     if delivery == "thread":
         atexit.register(stop_thread_runner)
-        os.register_at_fork(after_in_child=_background.after_fork_in_child)
+        os.register_at_fork(
+            before=_background.before_fork,
+            after_in_parent=_background.after_fork_in_parent,
+            after_in_child=_background.after_fork_in_child,
+        )

@@ -8,7 +8,7 @@ import pytest
 
 from configcat_segment import outbox
 from configcat_segment.dispatcher import Dispatcher
-from configcat_segment.runners import Runner
+from configcat_segment.runners import ForkGuard, Runner
 
 from .conftest import enqueue, statuses
 
@@ -126,3 +126,44 @@ def test_a_lane_that_fails_is_logged_and_does_not_stop_the_others(
     assert statuses(connection=fine) == {"delivered": 2}
     assert statuses(connection=broken) == {"pending": 2}  # nothing lost
     assert f"delivering to {broken.pk} failed" in caplog.text
+
+
+def test_the_fork_guard_waits_for_database_users_and_holds_new_ones():
+    guard = ForkGuard()
+    inside, leave, entered_while_forking = threading.Event(), threading.Event(), []
+
+    def user():
+        with guard.database():
+            inside.set()
+            leave.wait(SAFETY)
+
+    first = threading.Thread(target=user)
+    first.start()
+    assert inside.wait(SAFETY)
+    forking = threading.Thread(target=guard.before_fork, args=(SAFETY,))
+    forking.start()
+    forking.join(0.05)
+    assert forking.is_alive()  # waits while a thread is inside the database
+    leave.set()
+    forking.join(SAFETY)
+    assert not forking.is_alive()
+
+    def latecomer():
+        with guard.database():
+            entered_while_forking.append(True)
+
+    second = threading.Thread(target=latecomer)
+    second.start()
+    second.join(0.05)
+    assert entered_while_forking == []  # held until the fork is over
+    guard.after_fork_in_parent()
+    second.join(SAFETY)
+    assert entered_while_forking == [True]
+    first.join(SAFETY)
+
+
+def test_the_fork_guard_gives_up_waiting_after_its_timeout():
+    guard = ForkGuard()
+    with guard.database():
+        guard.before_fork(timeout=0.01)  # returns: a fork is never blocked for good
+    guard.after_fork_in_parent()

@@ -82,4 +82,10 @@ def test_the_runner_is_wired_by_the_delivery_setting(monkeypatch):
     runners.install("thread")
     assert registered[-1] == runners.wake_thread_runner
     assert at_exit == [runners.stop_thread_runner]
-    assert at_fork == [{"after_in_child": runners._background.after_fork_in_child}]
+    assert at_fork == [
+        {
+            "before": runners._background.before_fork,
+            "after_in_parent": runners._background.after_fork_in_parent,
+            "after_in_child": runners._background.after_fork_in_child,
+        }
+    ]
