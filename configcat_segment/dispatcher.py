@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from django.db import connections, router, transaction
 from django.db.models import F, Min
+from django.dispatch import Signal
 from django.utils import timezone
 
 from . import transport
@@ -114,9 +115,14 @@ class _Result:
 
 
 @dataclass
-class _Settled:
-    """What the signals will carry, once the transaction commits."""
+class _Settling:
+    """Settling one round: its connection, time and lease, what it did, and what the
+    signals will carry once the transaction commits."""
 
+    connection: SegmentConnection
+    now: dt.datetime
+    lease_until: dt.datetime
+    report: Report = field(default_factory=Report)
     delivered: list[list[Event]] = field(default_factory=list)
     dead: list[Event] = field(default_factory=list)
 
@@ -309,37 +315,34 @@ class Dispatcher:
         now: dt.datetime,
         lease_until: dt.datetime,
     ) -> Report:
-        report = Report()
-        settled = _Settled()
+        settling = _Settling(connection, now, lease_until)
         with self._transaction():
             for result in results:
                 if not result.events:
                     continue
                 if result.verdict is Verdict.DELIVERED:
-                    self._delivered(result, now, lease_until, report, settled)
+                    self._delivered(settling, result)
                 elif result.verdict is Verdict.REJECTED:
-                    self._dead(result.events, result.error, now, lease_until, report, settled)
+                    self._dead(settling, result.events, result.error)
                 elif result.verdict is Verdict.RETRY:
-                    self._retry(connection, result, now, lease_until, report, settled)
+                    self._retry(settling, result)
                 else:
-                    self._unhealthy(connection, result, now, lease_until, report)
-            if report.delivered and not connection.is_healthy:
+                    self._unhealthy(settling, result)
+            if settling.report.delivered and not connection.is_healthy:
                 connection.mark_healthy()
                 logger.info("configcat_segment: %s is healthy again", connection)
-            self._signal_after_commit(settled)
-        return report
+            self._signal_after_commit(settling)
+        return settling.report
 
-    def _update(
-        self, events: Sequence[Claimed], lease_until: dt.datetime, report: Report, **values: Any
-    ) -> int:
+    def _update(self, settling: _Settling, events: Sequence[Claimed], **values: Any) -> int:
         """Update events that still carry this round's lease; count the ones that do not."""
         count: int = (
             Event.objects.using(self.db)
-            .filter(pk__in=[e.pk for e in events], next_attempt_at=lease_until)
+            .filter(pk__in=[e.pk for e in events], next_attempt_at=settling.lease_until)
             .update(**values)
         )
         if count < len(events):
-            report.lost += len(events) - count
+            settling.report.lost += len(events) - count
             logger.warning(
                 "configcat_segment: %d events were claimed by another worker after this "
                 "one's lease ran out; their outcome here is discarded",
@@ -347,50 +350,39 @@ class Dispatcher:
             )
         return count
 
-    def _fetch(self, events: Sequence[Claimed], **settled_as: Any) -> list[Event]:
-        """The events, as settled here, for signal receivers (whole rows, one query)."""
-        pks = [e.pk for e in events]
-        return list(Event.objects.using(self.db).filter(pk__in=pks, **settled_as).order_by("pk"))
+    def _mark(
+        self, settling: _Settling, events: Sequence[Claimed], signal: Signal, **values: Any
+    ) -> tuple[int, list[Event]]:
+        """Settle events as ``values``: how many were still ours, and for ``signal``'s
+        receivers (if it has any) those rows, whole, as settled (one query)."""
+        count = self._update(settling, events, **values)
+        if not count or not signal.has_listeners(Event):
+            return count, []
+        rows = Event.objects.using(self.db).filter(pk__in=[e.pk for e in events], **values)
+        return count, list(rows.order_by("pk"))
 
-    def _delivered(
-        self,
-        result: _Result,
-        now: dt.datetime,
-        lease_until: dt.datetime,
-        report: Report,
-        settled: _Settled,
-    ) -> None:
-        values = {"status": Event.Status.DELIVERED, "delivered_at": now, "last_error": ""}
-        count = self._update(result.events, lease_until, report, **values)
-        report.delivered += count
-        if count and event_delivered.has_listeners(Event):
-            settled.delivered.append(self._fetch(result.events, **values))
+    def _delivered(self, settling: _Settling, result: _Result) -> None:
+        count, rows = self._mark(
+            settling,
+            result.events,
+            event_delivered,
+            status=Event.Status.DELIVERED,
+            delivered_at=settling.now,
+            last_error="",
+        )
+        settling.report.delivered += count
+        if rows:
+            settling.delivered.append(rows)
 
-    def _dead(
-        self,
-        events: Sequence[Claimed],
-        error: str,
-        now: dt.datetime,
-        lease_until: dt.datetime,
-        report: Report,
-        settled: _Settled,
-    ) -> None:
-        values = {"status": Event.Status.DEAD, "last_error": error}
-        count = self._update(events, lease_until, report, **values)
-        report.dead += count
+    def _dead(self, settling: _Settling, events: Sequence[Claimed], error: str) -> None:
+        count, rows = self._mark(
+            settling, events, event_dead, status=Event.Status.DEAD, last_error=error
+        )
+        settling.report.dead += count
+        settling.dead += rows
         logger.warning("configcat_segment: %d events are dead: %s", count, error)
-        if count and event_dead.has_listeners(Event):
-            settled.dead += self._fetch(events, **values)
 
-    def _retry(
-        self,
-        connection: SegmentConnection,
-        result: _Result,
-        now: dt.datetime,
-        lease_until: dt.datetime,
-        report: Report,
-        settled: _Settled,
-    ) -> None:
+    def _retry(self, settling: _Settling, result: _Result) -> None:
         s = self.settings
         give_up: dict[str, list[Claimed]] = defaultdict(list)
         by_attempts: dict[int, list[Claimed]] = defaultdict(list)
@@ -398,7 +390,7 @@ class Dispatcher:
             reason = give_up_reason(
                 attempts=event.attempts,
                 queued_at=event.queued_at,
-                now=now,
+                now=settling.now,
                 max_attempts=s.MAX_ATTEMPTS,
                 max_age_seconds=s.MAX_AGE_SECONDS,
             )
@@ -407,7 +399,7 @@ class Dispatcher:
             else:
                 by_attempts[event.attempts].append(event)
         for error, events in give_up.items():
-            self._dead(events, error, now, lease_until, report, settled)
+            self._dead(settling, events, error)
         retry_times = []
         for attempts, events in by_attempts.items():
             delay = backoff_seconds(
@@ -417,32 +409,25 @@ class Dispatcher:
                 random=self.random,
                 retry_after=result.retry_after,
             )
-            retry_times.append(now + dt.timedelta(seconds=delay))
-            report.retrying += self._update(
+            retry_times.append(settling.now + dt.timedelta(seconds=delay))
+            settling.report.retrying += self._update(
+                settling,
                 events,
-                lease_until,
-                report,
                 status=Event.Status.FAILED,
                 next_attempt_at=retry_times[-1],
                 last_error=result.error,
             )
         if retry_times:
-            self._hold_backlog(connection, now, min(retry_times))
+            self._hold_backlog(settling, min(retry_times))
             logger.warning(
                 "configcat_segment: %d events will be retried: %s",
                 sum(map(len, by_attempts.values())),
                 result.error,
             )
 
-    def _unhealthy(
-        self,
-        connection: SegmentConnection,
-        result: _Result,
-        now: dt.datetime,
-        lease_until: dt.datetime,
-        report: Report,
-    ) -> None:
+    def _unhealthy(self, settling: _Settling, result: _Result) -> None:
         """The connection, not the events, is at fault: they wait, attempts untouched."""
+        connection, now = settling.connection, settling.now
         if connection.is_healthy:
             logger.error("configcat_segment: %s is unhealthy: %s", connection, result.error)
         connection.mark_unhealthy(result.error)
@@ -454,36 +439,32 @@ class Dispatcher:
             random=self.random,
         )
         probe_at = now + dt.timedelta(seconds=delay)
-        report.waiting += self._update(
+        settling.report.waiting += self._update(
+            settling,
             result.events,
-            lease_until,
-            report,
             status=Event.Status.FAILED,
             attempts=F("attempts") - 1,
             next_attempt_at=probe_at,
             last_error=result.error,
         )
-        self._hold_backlog(connection, now, probe_at)
+        self._hold_backlog(settling, probe_at)
 
-    def _hold_backlog(
-        self, connection: SegmentConnection, now: dt.datetime, until: dt.datetime
-    ) -> None:
+    def _hold_backlog(self, settling: _Settling, until: dt.datetime) -> None:
         """Make the connection's other due events wait too (not claimed: attempts untouched).
 
         While Segment is down, rate-limits us or refuses the connection, sending the rest of
         the backlog would only add failures: it waits behind the events that failed, so an
         outage costs one request per backoff step rather than one per batch.
         """
-        Event.objects.using(self.db).due(now).filter(connection=connection).update(
-            next_attempt_at=until
-        )
+        due = Event.objects.using(self.db).due(settling.now).filter(connection=settling.connection)
+        due.update(next_attempt_at=until)
 
-    def _signal_after_commit(self, settled: _Settled) -> None:
+    def _signal_after_commit(self, settling: _Settling) -> None:
         def send() -> None:
-            for events in settled.delivered:
+            for events in settling.delivered:
                 event_delivered.send(sender=Event, events=events)
-            if settled.dead:
-                event_dead.send(sender=Event, events=settled.dead)
+            if settling.dead:
+                event_dead.send(sender=Event, events=settling.dead)
 
-        if settled.delivered or settled.dead:
+        if settling.delivered or settling.dead:
             transaction.on_commit(send, using=self.db)

@@ -157,28 +157,25 @@ def test_an_unavailable_segment_means_retry_later_with_backoff(
     assert set(Event.objects.values_list("last_error", flat=True)) == {""}
 
 
-def test_backoff_grows_with_each_attempt(segment_server, connect_to, dispatcher, clock):
+def test_backoff_grows_with_each_attempt(segment_server, connect_to, clock):
     connection = connect_to(segment_server)
     [event] = enqueue(connection, [1])
-    segment_server.fail(500, times=4)
-    waits = []
-    for _ in range(4):
-        before = clock()
-        dispatcher.deliver(connection.pk)
-        event.refresh_from_db()
-        waits.append((event.next_attempt_at - before).total_seconds())
-        clock.move_to(event.next_attempt_at)
-    assert waits == [2, 2, 2, 2]  # random() == 0: the floor of full jitter, every time
-    dispatcher = Dispatcher(clock=clock, random=lambda: 0.999999)
-    segment_server.fail(500, times=3)
-    waits = []
-    for _ in range(3):
-        before = clock()
-        dispatcher.deliver(connection.pk)
-        event.refresh_from_db()
-        waits.append(round((event.next_attempt_at - before).total_seconds()))
-        clock.move_to(event.next_attempt_at)
-    assert waits == [32, 64, 128]  # attempts 5, 6, 7: the ceiling doubles
+
+    def waits(dispatcher, failures):
+        segment_server.fail(500, times=failures)
+        seconds = []
+        for _ in range(failures):
+            before = clock()
+            dispatcher.deliver(connection.pk)
+            event.refresh_from_db()
+            seconds.append(round((event.next_attempt_at - before).total_seconds()))
+            clock.move_to(event.next_attempt_at)
+        return seconds
+
+    # random() == 0: the floor of full jitter, every time.
+    assert waits(Dispatcher(clock=clock, random=lambda: 0.0), 4) == [2, 2, 2, 2]
+    # random() ~ 1: the ceiling, doubling with attempts 5, 6, 7.
+    assert waits(Dispatcher(clock=clock, random=lambda: 0.999999), 3) == [32, 64, 128]
 
 
 def test_retry_after_is_honoured(segment_server, connect_to, dispatcher, clock):

@@ -10,6 +10,13 @@ from configcat_segment import runners
 from .conftest import SAFETY_SECONDS, message_id, statuses, subprocess_env
 
 
+def start_script(start_process, connection, *, flush_seconds):
+    env = subprocess_env(
+        DELIVERY="thread", WORKER_POLL_SECONDS=30, SHUTDOWN_FLUSH_SECONDS=flush_seconds
+    )
+    return start_process("-m", "tests.delivery.thread_runner_script", str(connection.pk), env=env)
+
+
 def run_until_exit_begins(process, segment_server):
     """Read the script's observations up to its last step; hold that step's request."""
     steps = {}
@@ -28,10 +35,7 @@ def run_until_exit_begins(process, segment_server):
 @pytest.mark.django_db(transaction=True)
 def test_the_thread_runner_through_a_process_s_life(segment_server, connect_to, start_process):
     connection = connect_to(segment_server)
-    env = subprocess_env(DELIVERY="thread", WORKER_POLL_SECONDS=30, SHUTDOWN_FLUSH_SECONDS=30)
-    process = start_process(
-        "-m", "tests.delivery.thread_runner_script", str(connection.pk), env=env
-    )
+    process = start_script(start_process, connection, flush_seconds=30)
     steps, gate = run_until_exit_begins(process, segment_server)
 
     assert steps["before"] == {"step": "before", "runner": False}  # lazy: nothing yet
@@ -55,10 +59,7 @@ def test_the_thread_runner_through_a_process_s_life(segment_server, connect_to, 
 @pytest.mark.django_db(transaction=True)
 def test_the_exit_flush_is_bounded(segment_server, connect_to, start_process):
     connection = connect_to(segment_server)
-    env = subprocess_env(DELIVERY="thread", WORKER_POLL_SECONDS=30, SHUTDOWN_FLUSH_SECONDS=0.5)
-    process = start_process(
-        "-m", "tests.delivery.thread_runner_script", str(connection.pk), env=env
-    )
+    process = start_script(start_process, connection, flush_seconds=0.5)
     _, gate = run_until_exit_begins(process, segment_server)
     try:
         assert gate.arrived.wait(SAFETY_SECONDS)
