@@ -1,6 +1,7 @@
 """The dispatcher against the Segment-compatible server, on a fake clock."""
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -368,3 +369,30 @@ def test_while_segment_fails_the_connection_s_backlog_waits_behind_the_failed_ba
     assert sorted(Event.objects.values_list("attempts", flat=True)) == [0] * 7 + [1] * 5
     clock.move_to(retry_at)
     assert dispatcher.deliver_due().delivered == 12
+
+
+def test_a_message_shrunk_when_written_is_delivered_within_segment_s_limit(
+    segment_server, connect_to, dispatcher
+):
+    connection = connect_to(segment_server)
+    big_value = track(
+        1,
+        message_id="long-value",
+        value='{"theme": "' + "x" * 40_000 + '"}',
+        variation_id="v-1a2b",
+    )
+    big_user = track(
+        2,
+        message_id="big-user",
+        user={"Identifier": "u2", "Email": "u2@example.com", "notes": "y" * 40_000},
+    )
+    outbox.enqueue([outbox.build_event(connection, m) for m in (big_value, big_user)])
+    assert dispatcher.deliver_due().delivered == 2
+    sent = {m["messageId"]: m for m in segment_server.accepted_messages}
+    assert sent["long-value"]["properties"]["value"] == "v-1a2b"  # as the seed documents ask
+    assert sent["big-user"]["properties"]["user"] == {
+        "Identifier": "u2",
+        "Email": "u2@example.com",
+        "_trimmed": True,
+    }
+    assert all(len(json.dumps(m).encode()) <= 32 * 1024 for m in sent.values())
