@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from django.db import connections, router, transaction
-from django.db.models import F, Min
+from django.db.models import F, Max, Min
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -383,9 +383,15 @@ class Dispatcher:
         logger.warning("configcat_segment: %d events are dead: %s", count, error)
 
     def _retry(self, settling: _Settling, result: _Result) -> None:
+        """Segment is unavailable: retry later, the connection's whole backlog together.
+
+        The wait grows with the connection's failure streak (the most attempts any of its
+        failed events has had), not with each event's own count, so the backlog stays one
+        group that retries with one request per backoff step.
+        """
         s = self.settings
         give_up: dict[str, list[Claimed]] = defaultdict(list)
-        by_attempts: dict[int, list[Claimed]] = defaultdict(list)
+        retrying: list[Claimed] = []
         for event in result.events:
             reason = give_up_reason(
                 attempts=event.attempts,
@@ -397,33 +403,40 @@ class Dispatcher:
             if reason:
                 give_up[f"{reason}. Last error: {result.error}"].append(event)
             else:
-                by_attempts[event.attempts].append(event)
+                retrying.append(event)
         for error, events in give_up.items():
             self._dead(settling, events, error)
-        retry_times = []
-        for attempts, events in by_attempts.items():
-            delay = backoff_seconds(
-                attempts,
-                base=s.RETRY_BASE_SECONDS,
-                cap=s.RETRY_MAX_SECONDS,
-                random=self.random,
-                retry_after=result.retry_after,
-            )
-            retry_times.append(settling.now + dt.timedelta(seconds=delay))
-            settling.report.retrying += self._update(
-                settling,
-                events,
-                status=Event.Status.FAILED,
-                next_attempt_at=retry_times[-1],
-                last_error=result.error,
-            )
-        if retry_times:
-            self._hold_backlog(settling, min(retry_times))
-            logger.warning(
-                "configcat_segment: %d events will be retried: %s",
-                sum(map(len, by_attempts.values())),
-                result.error,
-            )
+        if not retrying:
+            return
+        failed = Event.objects.using(self.db).filter(
+            connection=settling.connection, status=Event.Status.FAILED
+        )
+        streak = max(
+            max(e.attempts for e in retrying),
+            failed.aggregate(most=Max("attempts"))["most"] or 0,
+        )
+        delay = backoff_seconds(
+            streak,
+            base=s.RETRY_BASE_SECONDS,
+            cap=s.RETRY_MAX_SECONDS,
+            random=self.random,
+            retry_after=result.retry_after,
+        )
+        retry_at = settling.now + dt.timedelta(seconds=delay)
+        settling.report.retrying += self._update(
+            settling,
+            retrying,
+            status=Event.Status.FAILED,
+            next_attempt_at=retry_at,
+            last_error=result.error,
+        )
+        self._hold_backlog(settling, retry_at)
+        logger.warning(
+            "configcat_segment: %d events will be retried in %.0f s: %s",
+            len(retrying),
+            delay,
+            result.error,
+        )
 
     def _unhealthy(self, settling: _Settling, result: _Result) -> None:
         """The connection, not the events, is at fault: they wait, attempts untouched."""
