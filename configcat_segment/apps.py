@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,6 +9,14 @@ class ConfigCatSegmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks
+        from . import checks, health, runners, transport
+        from .conf import get_settings
 
         checks.register()
+        transport.install_log_filter()
+        health.connect_signals()
+        try:
+            delivery = get_settings().DELIVERY
+        except ImproperlyConfigured:
+            return  # manage.py check reports it; nothing is delivered until it is fixed
+        runners.install(delivery)

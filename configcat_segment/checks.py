@@ -5,6 +5,7 @@ Ids are stable and documented in ``docs/settings.md``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import uuid
 from typing import Any
@@ -117,6 +118,21 @@ def check_evaluation_middleware(
     ]
 
 
+def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if not isinstance(raw, dict) or raw.get("DELIVERY") != "celery":
+        return []
+    if importlib.util.find_spec("celery") is not None:
+        return []
+    return [
+        checks.Error(
+            f'{SETTING_NAME}["DELIVERY"] is "celery", but Celery is not installed.',
+            hint="pip install configcat-segment[celery], or choose the thread or worker runner.",
+            id="configcat_segment.E005",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(check_settings)
     checks.register(check_rest_framework)
@@ -124,3 +140,4 @@ def register() -> None:
     checks.register(check_urls, checks.Tags.urls)
     checks.register(check_evaluation_middleware)
     checks.register(check_unsigned_webhooks, checks.Tags.security)
+    checks.register(check_celery)

@@ -48,6 +48,12 @@ def _positive_number(value: Any) -> str | None:
     return None
 
 
+def _non_negative_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return "must be a number of at least 0"
+    return None
+
+
 def _fraction(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         return "must be a number from 0 to 1"
@@ -109,6 +115,8 @@ class AppSettings:
     HTTP_TIMEOUT_SECONDS: float = 15.0
     GZIP: bool = True
     WORKER_POLL_SECONDS: float = 1.0
+    WORKER_THREADS: int = 4
+    SHUTDOWN_FLUSH_SECONDS: float = 5.0
     RETENTION_DAYS: int = 30
 
     # Evaluations: the ConfigCat client.
@@ -154,6 +162,8 @@ VALIDATORS: Mapping[str, Validator] = {
     "HTTP_TIMEOUT_SECONDS": _positive_number,
     "GZIP": _boolean,
     "WORKER_POLL_SECONDS": _positive_number,
+    "WORKER_THREADS": _positive_int,
+    "SHUTDOWN_FLUSH_SECONDS": _non_negative_number,
     "RETENTION_DAYS": _positive_int,
     "SDK_KEY": _optional_text,
     "POLLING_MODE": _one_of("auto", "lazy", "manual"),

@@ -3,8 +3,12 @@
 Tests that exercise a runner start it themselves; the rest must never reach the internet.
 """
 
+import os
+import tempfile
+from pathlib import Path
+
 from project.settings import *  # noqa: F403
-from project.settings import CONFIGCAT_SEGMENT
+from project.settings import CONFIGCAT_SEGMENT, DATABASES
 
 CONFIGCAT_SEGMENT = {
     **CONFIGCAT_SEGMENT,
@@ -14,3 +18,11 @@ CONFIGCAT_SEGMENT = {
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not Django's default shared-cache memory database: delivery threads and
+    # worker subprocesses must see the test's data and wait for each other's locks (the
+    # busy timeout) as they do in production; shared-cache memory fails at once instead.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"configcat_segment_test_{os.getpid()}.sqlite3")
+    }

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ... import outbox
+from ...models import Event
+from ..base import JSONCommand, get_connection
+
+REQUEUABLE = [Event.Status.DEAD, Event.Status.FAILED, Event.Status.DELIVERED]
+
+
+class Command(JSONCommand):
+    help = (
+        "Put events back in the queue, to be sent now with the same messageId: dead ones "
+        "by default; failed ones are retried at once; delivered ones are replayed."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--status",
+            action="append",
+            choices=[s.value for s in REQUEUABLE],
+            help="Which events (repeat for several). Default: dead.",
+        )
+        parser.add_argument(
+            "--connection", metavar="ID_OR_NAME", help="Only this connection's events."
+        )
+        parser.add_argument(
+            "--event", action="append", type=int, metavar="ID", help="Only these events."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count the events; change nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        statuses = options["status"] or [Event.Status.DEAD]
+        events = Event.objects.filter(status__in=statuses)
+        if options["connection"]:
+            events = events.filter(connection=get_connection(options["connection"]))
+        if options["event"]:
+            events = events.filter(pk__in=options["event"])
+        if options["dry_run"]:
+            self.emit({"would_requeue": events.count(), "dry_run": True})
+        else:
+            self.emit({"requeued": outbox.requeue(events)})

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ...runners import Runner
+from ..base import JSONCommand
+
+logger = logging.getLogger("configcat_segment.worker")
+
+
+class Command(JSONCommand):
+    help = (
+        "Deliver events to Segment until stopped. SIGTERM or SIGINT (Ctrl-C) lets the "
+        "batches in hand finish, then exits 0. With --once, delivers everything due and "
+        "exits. Prints what it did as one JSON object."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--once", action="store_true", help="Deliver everything due now, then exit."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        runner = Runner()
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            logger.info(
+                "configcat_segment: %s received, finishing the batches in hand",
+                signal.Signals(signum).name,
+            )
+            runner.stop()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if not options["once"]:
+                logger.info(
+                    "configcat_segment: delivering events (%d lanes, polling every %gs)",
+                    runner.threads,
+                    runner.poll_seconds,
+                )
+            report = runner.run(until_idle=options["once"])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.emit(report.as_dict())

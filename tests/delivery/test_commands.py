@@ -1,0 +1,188 @@
+"""configcat_segment_worker, configcat_segment_requeue and configcat_segment_prune."""
+
+import datetime as dt
+import io
+import json
+import signal
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from configcat_segment.models import Event
+from tests.test_commands import run
+
+from .conftest import SAFETY_SECONDS, enqueue, statuses, subprocess_env
+
+
+def worker_once():
+    """``configcat_segment_worker --once``, in this process. (Not through ``run()``: that
+    keeps ``connections.close_all()`` from closing anything, the lanes' connections too.)"""
+    out = io.StringIO()
+    call_command("configcat_segment_worker", "--once", stdout=out)
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_once_delivers_everything_due_and_exits(segment_server, connect_to):
+    first, second = connect_to(segment_server), connect_to(segment_server)
+    enqueue(first, range(3))
+    enqueue(second, range(2))
+    report = worker_once()
+    assert (report["claimed"], report["delivered"], report["dead"]) == (5, 5, 0)
+    assert statuses() == {"delivered": 5}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_once_leaves_what_is_not_due_yet(segment_server, connect_to):
+    connection = connect_to(segment_server)
+    enqueue(connection, range(2))
+    segment_server.fail(503)
+    assert worker_once()["retrying"] == 2
+    assert statuses() == {"failed": 2}
+
+
+def test_worker_bad_arguments_are_one_line(capsys):
+    code, out, err = run(capsys, "configcat_segment_worker", "--twice")
+    assert (code, out) == (2, "")
+    assert err.strip().endswith("error: unrecognized arguments: --twice")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_finishes_the_batch_in_hand_and_exits_0(segment_server, connect_to, start_process):
+    connection = connect_to(segment_server)
+    enqueue(connection, range(5))
+    gate = segment_server.hold()
+    worker = start_process(
+        "manage.py", "configcat_segment_worker", env=subprocess_env(WORKER_POLL_SECONDS=0.1)
+    )
+    assert gate.arrived.wait(SAFETY_SECONDS), worker.stderr
+    worker.send_signal(signal.SIGTERM)
+    gate.release()  # Segment answers the request the worker had in hand
+    out, err = worker.communicate(timeout=SAFETY_SECONDS)
+    assert worker.returncode == 0, err
+    assert json.loads(out)["delivered"] == 5
+    assert statuses() == {"delivered": 5}
+    assert "SIGTERM received, finishing the batches in hand" in err
+
+
+@pytest.mark.django_db
+class TestRequeue:
+    @pytest.fixture
+    def events(self, segment_connection, make_connection):
+        other = make_connection(name="Staging")
+        created = enqueue(segment_connection, range(4)) + enqueue(other, [9])
+        for event, status in zip(
+            created, ["dead", "failed", "delivered", "pending", "dead"], strict=True
+        ):
+            Event.objects.filter(pk=event.pk).update(
+                status=status, attempts=5, last_error="Segment answered 400", queued_at=OLD
+            )
+        return created
+
+    def test_dead_events_by_default(self, capsys, events):
+        code, out, _ = run(capsys, "configcat_segment_requeue")
+        assert (code, json.loads(out)) == (0, {"requeued": 2})
+        assert Event.objects.filter(status="pending", attempts=0).count() == 2
+        assert Event.objects.get(pk=events[3].pk).attempts == 5  # pending: left alone
+        requeued = Event.objects.get(pk=events[0].pk)
+        assert requeued.queued_at > OLD
+        assert requeued.message_id == events[0].message_id
+
+    def test_by_status_and_connection(self, capsys, events):
+        code, out, _ = run(
+            capsys,
+            "configcat_segment_requeue",
+            "--status",
+            "dead",
+            "--status",
+            "delivered",
+            "--connection",
+            "Production",
+        )
+        assert code == 0
+        assert json.loads(out) == {"requeued": 2}
+        assert statuses() == {"pending": 3, "failed": 1, "dead": 1}
+
+    def test_single_events(self, capsys, events):
+        run(capsys, "configcat_segment_requeue", "--event", str(events[4].pk))
+        assert Event.objects.get(pk=events[4].pk).status == "pending"
+        assert Event.objects.get(pk=events[0].pk).status == "dead"
+
+    def test_dry_run_changes_nothing(self, capsys, events):
+        code, out, _ = run(capsys, "configcat_segment_requeue", "--dry-run")
+        assert code == 0
+        assert json.loads(out) == {"would_requeue": 2, "dry_run": True}
+        assert statuses()["dead"] == 2
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [
+            (["--status", "pending"], "argument --status: invalid choice: 'pending'"),
+            (["--connection", "Nope"], "No Segment connection has the id or name 'Nope'."),
+            (["--event", "x"], "argument --event: invalid int value: 'x'"),
+        ],
+    )
+    def test_bad_arguments_are_one_line(self, capsys, events, args, error):
+        code, out, err = run(capsys, "configcat_segment_requeue", *args)
+        assert (code != 0, out) == (True, "")
+        assert error in err
+        assert len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err
+
+
+OLD = timezone.now() - dt.timedelta(days=40)
+
+
+@pytest.mark.django_db
+class TestPrune:
+    @pytest.fixture
+    def events(self, segment_connection):
+        created = enqueue(segment_connection, range(6))
+        now = timezone.now()
+        ages = [40, 31, 29, 1, 40, 40]
+        kinds = ["delivered", "delivered", "delivered", "delivered", "dead", "failed"]
+        for event, days, status in zip(created, ages, kinds, strict=True):
+            Event.objects.filter(pk=event.pk).update(
+                status=status, delivered_at=now - dt.timedelta(days=days)
+            )
+        return created
+
+    def test_deletes_delivered_events_older_than_the_retention(self, capsys, events):
+        code, out, _ = run(capsys, "configcat_segment_prune")
+        assert (code, json.loads(out)["deleted"]) == (0, 2)
+        assert statuses() == {"delivered": 2, "dead": 1, "failed": 1}
+
+    def test_days_and_dry_run(self, capsys, events):
+        code, out, _ = run(capsys, "configcat_segment_prune", "--days", "2", "--dry-run")
+        assert code == 0
+        assert json.loads(out)["would_delete"] == 3
+        assert Event.objects.count() == 6
+        code, out, _ = run(capsys, "configcat_segment_prune", "--days", "2")
+        assert code == 0
+        assert json.loads(out)["deleted"] == 3
+
+    def test_the_retention_setting(self, capsys, events, delivery_settings):
+        delivery_settings(RETENTION_DAYS=10)
+        code, out, _ = run(capsys, "configcat_segment_prune")
+        assert code == 0
+        assert json.loads(out)["deleted"] == 3
+
+    def test_many_events_are_deleted_in_chunks(self, capsys, segment_connection, monkeypatch):
+        from configcat_segment.management.commands import configcat_segment_prune
+
+        monkeypatch.setattr(configcat_segment_prune, "CHUNK", 7)
+        enqueue(segment_connection, range(30))
+        Event.objects.update(status="delivered", delivered_at=OLD)
+        code, out, _ = run(capsys, "configcat_segment_prune")
+        assert code == 0
+        assert json.loads(out)["deleted"] == 30
+        assert not Event.objects.exists()
+
+    @pytest.mark.parametrize("days", ["0", "-3", "soon"])
+    def test_bad_days_are_one_line(self, capsys, days):
+        code, out, err = run(capsys, "configcat_segment_prune", "--days", days)
+        assert (code, out) == (2, "")
+        assert f"argument --days: must be a whole number of at least 1, not '{days}'" in err
+        assert len(err.strip().splitlines()) == 1

@@ -1,0 +1,169 @@
+"""The runner loop: lanes per connection, waking, stopping (threads, real database)."""
+
+import logging
+import threading
+import time
+
+import pytest
+
+from configcat_segment import outbox
+from configcat_segment.dispatcher import Dispatcher
+from configcat_segment.runners import ForkGuard, Runner
+
+from .conftest import enqueue, statuses
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SAFETY = 30  # seconds: only ever reached when something is broken
+
+
+def wait_for(condition, timeout=SAFETY):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def running():
+    """Start ``runner.run()`` in a thread; stopped and joined at the end of the test."""
+    started = []
+
+    def start(runner, **kwargs):
+        thread = threading.Thread(target=runner.run, kwargs=kwargs, daemon=True)
+        thread.start()
+        started.append((runner, thread))
+        return thread
+
+    yield start
+    for runner, thread in started:
+        runner.stop()
+        thread.join(SAFETY)
+        assert not thread.is_alive()
+
+
+def test_until_idle_delivers_everything_due_then_returns(segment_server, connect_to):
+    first, second = connect_to(segment_server), connect_to(segment_server)
+    enqueue(first, range(30))
+    enqueue(second, range(5))
+    report = Runner(poll_seconds=SAFETY).run(until_idle=True)
+    assert report.delivered == 35
+    assert statuses() == {"delivered": 35}
+
+
+def test_a_slow_connection_never_holds_up_another(segment_server, connect_to, running):
+    slow, fast = connect_to(segment_server), connect_to(segment_server)
+    gate = segment_server.hold(write_key=slow.write_key)
+    enqueue(slow, range(3))
+    enqueue(fast, range(4))
+    runner = Runner(poll_seconds=SAFETY)
+    running(runner)
+    assert gate.arrived.wait(SAFETY)
+    wait_for(lambda: statuses(connection=fast) == {"delivered": 4})
+    assert statuses(connection=slow) == {"pending": 3}  # still in Segment's hands
+    enqueue(fast, range(10, 12))
+    runner.wake()
+    wait_for(lambda: statuses(connection=fast) == {"delivered": 6})
+    gate.release()
+    wait_for(lambda: statuses(connection=slow) == {"delivered": 3})
+
+
+def test_new_events_wake_the_runner_through_the_outbox(segment_server, connect_to, running):
+    connection = connect_to(segment_server)
+    runner = Runner(poll_seconds=SAFETY * 10)  # it would not look again on its own
+    outbox.on_enqueued(runner.wake)
+    try:
+        running(runner)
+        enqueue(connection, range(3))  # autocommit: notified at once
+        wait_for(lambda: statuses() == {"delivered": 3})
+    finally:
+        outbox.remove_listener(runner.wake)
+
+
+def test_stop_lets_the_batch_in_hand_finish(segment_server, connect_to, running):
+    connection = connect_to(segment_server)
+    enqueue(connection, range(5))
+    gate = segment_server.hold()
+    runner = Runner(poll_seconds=SAFETY)
+    thread = running(runner)
+    assert gate.arrived.wait(SAFETY)
+    runner.stop()
+    gate.release()
+    thread.join(SAFETY)
+    assert not thread.is_alive()
+    assert statuses() == {"delivered": 5}
+    assert runner.report.delivered == 5
+
+
+def test_finish_delivers_what_is_due_then_stops(segment_server, connect_to, running):
+    connection = connect_to(segment_server)
+    runner = Runner(poll_seconds=SAFETY)
+    thread = running(runner)
+    enqueue(connection, range(4))
+    runner.finish(timeout=SAFETY)
+    thread.join(SAFETY)
+    assert not thread.is_alive()
+    assert statuses() == {"delivered": 4}
+
+
+def test_a_lane_that_fails_is_logged_and_does_not_stop_the_others(
+    segment_server, connect_to, caplog
+):
+    broken, fine = connect_to(segment_server), connect_to(segment_server)
+    enqueue(broken, range(2))
+    enqueue(fine, range(2))
+
+    class FailsForOne(Dispatcher):
+        def deliver(self, connection_id):
+            if connection_id == broken.pk:
+                raise RuntimeError("the database went away")
+            return super().deliver(connection_id)
+
+    with caplog.at_level(logging.ERROR, logger="configcat_segment"):
+        report = Runner(FailsForOne(), poll_seconds=SAFETY).run(until_idle=True)
+    assert report.delivered == 2
+    assert statuses(connection=fine) == {"delivered": 2}
+    assert statuses(connection=broken) == {"pending": 2}  # nothing lost
+    assert f"delivering to {broken.pk} failed" in caplog.text
+
+
+def test_the_fork_guard_waits_for_database_users_and_holds_new_ones():
+    guard = ForkGuard()
+    inside, leave, entered_while_forking = threading.Event(), threading.Event(), []
+
+    def user():
+        with guard.database():
+            inside.set()
+            leave.wait(SAFETY)
+
+    first = threading.Thread(target=user)
+    first.start()
+    assert inside.wait(SAFETY)
+    forking = threading.Thread(target=guard.before_fork, args=(SAFETY,))
+    forking.start()
+    forking.join(0.05)
+    assert forking.is_alive()  # waits while a thread is inside the database
+    leave.set()
+    forking.join(SAFETY)
+    assert not forking.is_alive()
+
+    def latecomer():
+        with guard.database():
+            entered_while_forking.append(True)
+
+    second = threading.Thread(target=latecomer)
+    second.start()
+    second.join(0.05)
+    assert entered_while_forking == []  # held until the fork is over
+    guard.after_fork_in_parent()
+    second.join(SAFETY)
+    assert entered_while_forking == [True]
+    first.join(SAFETY)
+
+
+def test_the_fork_guard_gives_up_waiting_after_its_timeout():
+    guard = ForkGuard()
+    with guard.database():
+        guard.before_fork(timeout=0.01)  # returns: a fork is never blocked for good
+    guard.after_fork_in_parent()

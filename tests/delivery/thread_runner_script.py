@@ -1,0 +1,80 @@
+"""A web process's life with DELIVERY = "thread", run by test_thread_runner.py.
+
+Usage: python -m tests.delivery.thread_runner_script CONNECTION_ID
+
+Prints one JSON line per observation. The parent writes events (the runner starts on the
+first), forks a child that writes events of its own (the runner must be running again in
+the child), then, once the test writes a line to its stdin, writes the last events and
+returns at once: what happens to those is the exit flush's business.
+"""
+
+import json
+import os
+import sys
+import time
+
+import django
+
+django.setup()
+
+from django.db import connections  # noqa: E402
+
+from configcat_segment import runners  # noqa: E402
+from configcat_segment.models import Event  # noqa: E402
+from tests.delivery.conftest import enqueue  # noqa: E402
+
+SAFETY_SECONDS = 60
+
+
+def say(**observation):
+    print(json.dumps(observation), flush=True)
+
+
+def delivered(ids):
+    return Event.objects.filter(pk__in=ids, status="delivered").count() == len(ids)
+
+
+def wait_delivered(events):
+    ids = [e.pk for e in events]
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while not delivered(ids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def runner_alive():
+    runner = runners.background_runner()
+    return runner is not None and runners._background.thread.is_alive()
+
+
+def main(connection_id):
+    from configcat_segment.models import SegmentConnection
+
+    connection = SegmentConnection.objects.get(pk=connection_id)
+    say(step="before", runner=runners.background_runner() is not None)
+    first = enqueue(connection, range(0, 3))
+    say(step="first", delivered=wait_delivered(first), runner=runner_alive())
+
+    connections.close_all()  # as a pre-forking server does before it forks
+    pid = os.fork()
+    if pid == 0:
+        try:
+            restarted = runner_alive()
+            child = enqueue(connection, range(100, 103))
+            ok = wait_delivered(child)
+            say(step="child", restarted=restarted, delivered=ok)
+        finally:
+            connections.close_all()
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    say(step="forked", child_exit=os.waitstatus_to_exitcode(status), runner=runner_alive())
+
+    sys.stdin.readline()  # the test is ready for the last step
+    last = enqueue(connection, range(200, 205))
+    say(step="exiting", pending=not delivered([e.pk for e in last]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
