@@ -250,3 +250,31 @@ def test_no_admin_page_shows_a_secret(staff_client, segment_connection):
         response = staff_client.get(url)
         assert response.status_code == 200, url
         assert_no_secrets(response, WRITE_KEY, SIGNING_KEY, SIGNING_KEY_2)
+
+
+def test_saving_the_form_keeps_a_health_mark_set_while_it_was_being_saved(
+    staff_client, segment_connection
+):
+    from django.db.models.signals import pre_save
+
+    def dispatcher_meanwhile(sender, instance, **kwargs):
+        # Segment refuses the key after the admin loaded the connection, before it saves.
+        SegmentConnection.objects.get(pk=instance.pk).mark_unhealthy("401 Unauthorized")
+
+    url = change_url(segment_connection)
+    pre_save.connect(dispatcher_meanwhile, sender=SegmentConnection, dispatch_uid="t")
+    try:
+        response = staff_client.post_form(
+            url, form_data(write_key="", signing_key="", product_name="Renamed")
+        )
+    finally:
+        pre_save.disconnect(dispatch_uid="t")
+    assert response.status_code == 302
+    segment_connection.refresh_from_db()
+    assert segment_connection.product_name == "Renamed"
+    assert segment_connection.unhealthy_reason == "401 Unauthorized"
+    # A new write key is the fix: the health is reset.
+    staff_client.post_form(url, form_data(write_key="a_fixed_write_key_123", signing_key=""))
+    segment_connection.refresh_from_db()
+    assert segment_connection.is_healthy
+    assert segment_connection.write_key == "a_fixed_write_key_123"

@@ -161,7 +161,12 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     ) -> None:
         if not change:
             obj.connected_by = request.user if request.user.is_authenticated else None
-        super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            return
+        # Only what the form edits: the connection's state and health are kept by others
+        # (the buttons, the dispatcher) and may have changed since the form was loaded.
+        edited = {f.name for f in obj._meta.concrete_fields} & set(form.cleaned_data)
+        obj.save(update_fields=[*sorted(edited), "updated_at"])
 
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
