@@ -187,8 +187,12 @@ def test_demo_seed_creates_the_local_debugger_connection_once(monkeypatch):
     assert connection.connected
     assert connection.forward_evaluations
     assert connection.forward_changes
+    assert connection.signing_key.startswith("configcat_whsk_")  # the sample webhook signs
     call_command("demo_seed", stdout=io.StringIO())
     assert SegmentConnection.objects.filter(name="Local debugger").count() == 1
+    assert SegmentConnection.objects.get(name="Local debugger").signing_key == (
+        connection.signing_key
+    )
 
     monkeypatch.setenv("DEMO_DEBUGGER_URL", "http://127.0.0.1:9000/debugger/")
     call_command("demo_seed", stdout=io.StringIO())

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from configcat_segment.constants import SIGNING_KEY_PREFIX
 from configcat_segment.models import Region, SegmentConnection
 
 DEBUGGER_NAME = "Local debugger"
@@ -33,7 +34,12 @@ class Command(BaseCommand):
         connection = SegmentConnection.objects.filter(name=DEBUGGER_NAME).first()
         created = connection is None
         if connection is None:
-            connection = SegmentConnection(name=DEBUGGER_NAME, write_key=DEBUGGER_WRITE_KEY)
+            connection = SegmentConnection(
+                name=DEBUGGER_NAME,
+                write_key=DEBUGGER_WRITE_KEY,
+                # So configcat_segment_sample_webhook can sign a change for the demo.
+                signing_key=SIGNING_KEY_PREFIX + secrets.token_urlsafe(32),
+            )
         elif not wanted or connection.endpoint == wanted.rstrip("/"):
             self.stdout.write(
                 f"Connection {DEBUGGER_NAME!r} exists; left as it is "
