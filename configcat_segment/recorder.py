@@ -6,29 +6,39 @@ minute), drops repeats within the dedup window, applies per-user sampling, and r
 compact :class:`~configcat_segment.evaluations.Evaluation`. Inside a request the
 evaluation joins the request's list, handed to the writer once at the end; elsewhere it
 goes to the writer's buffer directly.
+
+The settings are read on the first evaluation, not at import, and again after
+``CONFIGCAT_SEGMENT`` changes: importing this module never fails, so ``manage.py check``
+can report a bad setting.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from configcatclient.user import User
-from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from . import writer
 from .conf import SETTING_NAME, AppSettings, get_settings
 from .context import current
 from .dedup import DedupCache
-from .evaluations import Evaluation, in_sample
+from .evaluations import Evaluation, in_sample, new_nonce
+from .logthrottle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
 FAILURE_LOG_INTERVAL = 60.0
+
+
+class _State(NamedTuple):
+    """What the hook works with, swapped as one value when the settings change."""
+
+    settings: AppSettings
+    dedup: DedupCache
 
 
 class Recorder:
@@ -36,21 +46,41 @@ class Recorder:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
-        self._failures_unlogged = 0
-        self._failure_logged_at: float | None = None
-        self.configure(get_settings())
+        self._state: _State | None = None
+        self._failure_log = LogThrottle(FAILURE_LOG_INTERVAL, clock)
 
     def configure(self, settings: AppSettings) -> None:
-        """(Re)read the settings; forgets what was seen."""
-        self.settings = settings
-        self.dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
+        """Use ``settings`` from now on, with an empty dedup memory."""
+        self._state = self._new_state(settings)
+
+    def reset(self) -> None:
+        """Forget the settings and what was seen: the next evaluation reads the settings."""
+        self._state = None
+
+    def _new_state(self, settings: AppSettings) -> _State:
+        dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
+        return _State(settings, dedup)
+
+    def _configured(self) -> _State:
+        state = self._state
+        if state is None:
+            state = self._state = self._new_state(get_settings())
+        return state
+
+    @property
+    def settings(self) -> AppSettings:
+        return self._configured().settings
+
+    @property
+    def dedup(self) -> DedupCache:
+        return self._configured().dedup
 
     def on_flag_evaluated(self, details: Any) -> None:
         """The SDK's hook. The hot path: most evaluations end at the dedup check."""
         if details.is_default_value and details.error:
             self._failed(details)
             return
+        state = self._state or self._configured()
         user = details.user
         user_id = user.get_identifier() if isinstance(user, User) else None
         if user_id:
@@ -61,17 +91,19 @@ class Recorder:
             identity = context.anonymous_id if context is not None else None
         variation = details.variation_id
         key = (identity, details.key, details.value if variation is None else variation)
-        if self.dedup.first_seen(key):
-            self._record(details, current.get(), user, identity)
+        if state.dedup.first_seen(key):
+            self._record(state, details, current.get(), user, identity)
 
-    def _record(self, details: Any, context: Any, user: Any, identity: str | None) -> None:
-        settings = self.settings
+    def _record(
+        self, state: _State, details: Any, context: Any, user: Any, identity: str | None
+    ) -> None:
+        settings = state.settings
         if not settings.FORWARD_EVALUATIONS:
             return
         if settings.SAMPLE_RATE < 1 and not in_sample(identity, settings.SAMPLE_RATE):
             return
         user_id = identity if user is not None else None
-        identify = user_id is not None and self.dedup.first_seen(("identify", user_id))
+        identify = user_id is not None and state.dedup.first_seen(("identify", user_id))
         if context is None:
             anonymous_id = None
         elif user_id is None:
@@ -91,25 +123,19 @@ class Recorder:
             context=context.segment_context if context is not None else None,
             identify=identify,
             window=int(now // window) if window > 0 else None,
+            nonce=None if window > 0 else new_nonce(),
         )
         if context is None or not context.collect(evaluation):
             writer.add([evaluation])
 
     def _failed(self, details: Any) -> None:
         writer.count_failed()
-        now = self._clock()
-        with self._lock:
-            last = self._failure_logged_at
-            if last is not None and now - last < FAILURE_LOG_INTERVAL:
-                self._failures_unlogged += 1
-                return
-            suppressed, self._failures_unlogged = self._failures_unlogged, 0
-            self._failure_logged_at = now
-        logger.warning(
-            "configcat_segment: not forwarding a failed evaluation of %r: %s%s",
+        self._failure_log.log(
+            logger,
+            logging.WARNING,
+            "configcat_segment: not forwarding a failed evaluation of %r: %s",
             details.key,
             details.error,
-            f" ({suppressed} more failed evaluations since the last message)" if suppressed else "",
         )
 
 
@@ -117,13 +143,8 @@ recorder = Recorder()
 
 
 def _reconfigure(*, setting: str, **kwargs: Any) -> None:
-    if setting != SETTING_NAME:
-        return
-    try:
-        settings = get_settings()
-    except ImproperlyConfigured:
-        return  # get_client() and manage.py check report it
-    recorder.configure(settings)
+    if setting == SETTING_NAME:
+        recorder.reset()
 
 
 setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.recorder.reconfigure")

@@ -16,6 +16,7 @@ from configcat_segment.evaluations import (
     event_value,
     in_sample,
     messages_for,
+    new_nonce,
     traits,
     user_properties,
 )
@@ -116,7 +117,7 @@ def test_sampling_is_deterministic_per_user_and_close_to_the_rate():
 def test_long_text_is_sent_as_its_variation_id_and_cut_without_one():
     assert event_value("x" * 257, "v-1", 256) == "v-1"
     assert event_value("x" * 256, "v-1", 256) == "x" * 256
-    assert event_value("x" * 300, None, 256) == "x" * 256 + "…"
+    assert event_value("x" * 300, None, 256) == "x" * 256 + "… [truncated]", "as fit() cuts"
     assert event_value(True, "v-1", 1) is True
     assert event_value(12345, "v-1", 2) == 12345
 
@@ -155,6 +156,7 @@ def evaluation(**fields):
         "context": None,
         "identify": False,
         "window": 5_666_666,
+        "nonce": new_nonce(),  # as the recorder draws one for every evaluation it records
     }
     values.update(fields)
     return Evaluation(**values)
