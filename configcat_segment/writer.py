@@ -80,6 +80,10 @@ class Writer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._forget()
+
+    def _forget(self) -> None:
+        self._buffer.clear()
         # Counted and not yet stored, by EvaluationCounter name: "dropped", "failed",
         # "unwritable".
         self._counts: Counter[str] = Counter()
@@ -245,10 +249,9 @@ class Writer:
         self._thread = None
 
     def discard(self) -> None:
-        """Forget everything buffered and counted (tests)."""
+        """Forget everything buffered, counted and logged (tests)."""
         with self._lock:
-            self._buffer.clear()
-            self._counts.clear()
+            self._forget()
 
 
 # -- the database side --------------------------------------------------------------------
