@@ -21,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 import configcat_segment
 from configcat_segment import client as client_module
-from configcat_segment.client import aget_client, client_options
+from configcat_segment.client import client_options
 from configcat_segment.conf import AppSettings, get_settings
 
 from .conftest import CONFIG_V6, PRO_USER, tracks
@@ -221,7 +221,7 @@ def test_the_first_async_evaluation_waits_for_the_config_off_the_event_loop(conf
     assert loop_was_free
     assert value == 50, "evaluated with the downloaded config, not the default"
     client = configcat_segment.get_client()
-    assert asyncio.run(aget_client()) is client
+    assert asyncio.run(configcat_segment.aget_client()) is client
 
 
 # -- configcatclient.close_all(): the SDK closes every client and clears their hooks ----------

@@ -252,3 +252,27 @@ def test_dedup_keeps_hot_keys_when_full():
         cache.first_seen(("one-off", n))
     assert sends_of_hot == 1
     assert len(cache) == 100
+
+
+def test_a_log_throttle_lets_one_message_through_per_interval_and_counts_the_rest(caplog):
+    import logging
+
+    from configcat_segment.logthrottle import LogThrottle
+
+    clock = Clock()
+    throttle = LogThrottle(60, clock)
+    log = logging.getLogger("tests.throttle")
+    with caplog.at_level(logging.WARNING, logger="tests.throttle"):
+        assert throttle.log(log, logging.WARNING, "problem %s", 1)
+        clock.now += 59
+        assert not throttle.log(log, logging.WARNING, "problem %s", 2)
+        assert not throttle.log(log, logging.WARNING, "problem %s", 3)
+        clock.now += 1
+        assert throttle.log(log, logging.ERROR, "problem %s", 4)
+        clock.now += 60
+        assert throttle.log(log, logging.WARNING, "problem %s", 5)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "problem 1"),
+        (logging.ERROR, "problem 4 (2 more like this since the last message)"),
+        (logging.WARNING, "problem 5"),
+    ]
