@@ -104,13 +104,18 @@ def test_forward_evaluations_is_idempotent(segment_connection, configure):
     )
     client = configcatclient.get("tests-own-client/forwarded", options)
     try:
-        assert configcat_segment.forward_evaluations(client) is client
-        configcat_segment.forward_evaluations(client)
-        client.get_value("isPremium", False, PRO_USER)
-        configcat_segment.flush()
-        assert len(tracks()) == 1
+        assert_forwarded_once_when_attached_twice(client)
     finally:
         client.close()
+
+
+def assert_forwarded_once_when_attached_twice(client: Any) -> None:
+    """(With DEDUP_WINDOW_SECONDS 0, so that a second hook would make a second event.)"""
+    assert configcat_segment.forward_evaluations(client) is client
+    configcat_segment.forward_evaluations(client)
+    client.get_value("isPremium", False, PRO_USER)
+    configcat_segment.flush()
+    assert len(tracks()) == 1
 
 
 class FakeCDN(BaseHTTPRequestHandler):
@@ -262,11 +267,7 @@ def test_forward_evaluations_attaches_again_to_a_client_made_after_close_all(
     configcatclient.close_all()
     client = configcatclient.get("tests-own-client/again", options)
     try:
-        configcat_segment.forward_evaluations(client)
-        configcat_segment.forward_evaluations(client)
-        client.get_value("isPremium", False, PRO_USER)
-        configcat_segment.flush()
-        assert len(tracks()) == 1
+        assert_forwarded_once_when_attached_twice(client)
     finally:
         client.close()
 
