@@ -144,6 +144,11 @@ def _warm_up() -> Any:
     return client
 
 
+# Three private attributes of the SDK are read here (ConfigCatClient._instances,
+# client._sdk_key, Hooks._on_flag_evaluated_callbacks): it has no public way to tell. The
+# dependency is pinned below configcat-client 11, and the close_all() tests cover them.
+
+
 def _is_open(client: Any) -> bool:
     """Whether ``client`` is still the SDK's client for its key (``close_all()`` closes it)."""
     return ConfigCatClient._instances.get(client._sdk_key) is client

@@ -288,7 +288,7 @@ def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None)
     # Something in the batch is at fault: find it, in halves, each in its own savepoint.
     with transaction.atomic(using=alias):
         refused: list[tuple[Evaluation, Exception]] = []
-        stored = _insert_or_split(built, alias, refused)
+        stored = sum(_insert_or_split(half, alias, refused) for half in _halves(built))
         counts["unwritable"] += len(refused)
         try:
             with transaction.atomic(using=alias):
@@ -350,10 +350,13 @@ def _insert_or_split(built: _Built, alias: str, refused: list[tuple[Evaluation, 
         if len(built) == 1:
             refused.append((built[0][0], exc))
             return 0
+    return sum(_insert_or_split(half, alias, refused) for half in _halves(built))
+
+
+def _halves(built: _Built) -> list[_Built]:
+    """``built`` in two halves (one evaluation alone gets a second try as it is)."""
     middle = len(built) // 2
-    return _insert_or_split(built[:middle], alias, refused) + _insert_or_split(
-        built[middle:], alias, refused
-    )
+    return [built[:middle], built[middle:]] if middle else [built]
 
 
 def _raise_if_unavailable(alias: str, error: Exception) -> None:
