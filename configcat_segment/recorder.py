@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from configcatclient.user import User
 from django.core.signals import setting_changed
@@ -34,53 +34,50 @@ logger = logging.getLogger(__name__)
 FAILURE_LOG_INTERVAL = 60.0
 
 
-class _State(NamedTuple):
-    """What the hook works with, swapped as one value when the settings change."""
-
-    settings: AppSettings
-    dedup: DedupCache
-
-
 class Recorder:
     """The hook callable. One per process (:data:`recorder`), shared by every client."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._state: _State | None = None
+        # Both None until the first evaluation reads the settings, and again after they
+        # change; the hot path checks ``_dedup`` only.
+        self._settings: AppSettings | None = None
+        self._dedup: DedupCache | None = None
         self._failure_log = LogThrottle(FAILURE_LOG_INTERVAL, clock)
 
     def configure(self, settings: AppSettings) -> None:
         """Use ``settings`` from now on, with an empty dedup memory."""
-        self._state = self._new_state(settings)
+        self._use(settings)
 
     def reset(self) -> None:
         """Forget the settings and what was seen: the next evaluation reads the settings."""
-        self._state = None
+        self._dedup = None
+        self._settings = None
 
-    def _new_state(self, settings: AppSettings) -> _State:
+    def _use(self, settings: AppSettings) -> DedupCache:
         dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
-        return _State(settings, dedup)
-
-    def _configured(self) -> _State:
-        state = self._state
-        if state is None:
-            state = self._state = self._new_state(get_settings())
-        return state
+        self._settings = settings
+        self._dedup = dedup
+        return dedup
 
     @property
     def settings(self) -> AppSettings:
-        return self._configured().settings
+        settings = self._settings
+        if settings is None:
+            settings = get_settings()
+            self._use(settings)
+        return settings
 
     @property
     def dedup(self) -> DedupCache:
-        return self._configured().dedup
+        dedup = self._dedup
+        return dedup if dedup is not None else self._use(get_settings())
 
     def on_flag_evaluated(self, details: Any) -> None:
         """The SDK's hook. The hot path: most evaluations end at the dedup check."""
         if details.is_default_value and details.error:
             self._failed(details)
             return
-        state = self._state or self._configured()
         user = details.user
         user_id = user.get_identifier() if isinstance(user, User) else None
         if user_id:
@@ -91,19 +88,22 @@ class Recorder:
             identity = context.anonymous_id if context is not None else None
         variation = details.variation_id
         key = (identity, details.key, details.value if variation is None else variation)
-        if state.dedup.first_seen(key):
-            self._record(state, details, current.get(), user, identity)
+        dedup = self._dedup
+        if dedup is None:  # the first evaluation, or the settings changed
+            dedup = self.dedup
+        if dedup.first_seen(key):
+            self._record(dedup, details, current.get(), user, identity)
 
     def _record(
-        self, state: _State, details: Any, context: Any, user: Any, identity: str | None
+        self, dedup: DedupCache, details: Any, context: Any, user: Any, identity: str | None
     ) -> None:
-        settings = state.settings
+        settings = self.settings
         if not settings.FORWARD_EVALUATIONS:
             return
         if settings.SAMPLE_RATE < 1 and not in_sample(identity, settings.SAMPLE_RATE):
             return
         user_id = identity if user is not None else None
-        identify = user_id is not None and state.dedup.first_seen(("identify", user_id))
+        identify = user_id is not None and dedup.first_seen(("identify", user_id))
         if context is None:
             anonymous_id = None
         elif user_id is None:
