@@ -1,7 +1,7 @@
 """ConfigCat feature flag changes and evaluations, forwarded to Twilio Segment.
 
-``get_client``, ``forward_evaluations`` and ``flush`` are imported on first use, so
-importing the package loads neither Django models nor the ConfigCat SDK.
+``get_client``, ``aget_client``, ``forward_evaluations`` and ``flush`` are imported on
+first use, so importing the package loads neither Django models nor the ConfigCat SDK.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "flush", "forward_evaluations", "get_client"]
+__all__ = ["__version__", "aget_client", "flush", "forward_evaluations", "get_client"]
 
 if TYPE_CHECKING:
-    from .client import forward_evaluations, get_client
+    from .client import aget_client, forward_evaluations, get_client
     from .writer import flush
 
 _LAZY = {
     "get_client": "client",
+    "aget_client": "client",
     "forward_evaluations": "client",
     "flush": "writer",
 }

@@ -133,11 +133,60 @@ def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     ]
 
 
+def check_user_factory(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .users import load_user_factory
+
+    try:
+        dotted_path = get_settings().USER_FACTORY
+    except ImproperlyConfigured:  # E003 reports it
+        return []
+    try:
+        load_user_factory(dotted_path)
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="Name a function (request) -> configcatclient.user.User | None, "
+                "or remove the key to use the default.",
+                id="configcat_segment.E006",
+            )
+        ]
+    return []
+
+
+def check_client_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .client import client_options
+
+    try:
+        settings = get_settings()
+    except ImproperlyConfigured:  # E003 reports it
+        return []
+    if not settings.FORWARD_EVALUATIONS or not (settings.SDK_KEY or settings.FLAG_OVERRIDES):
+        # Nothing to check: a project that only forwards flag changes sets neither (and if
+        # it evaluates after all, get_client() says which setting is missing).
+        return []
+    try:
+        client_options(settings)
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="get_client() cannot make the ConfigCat client. If this project only "
+                "forwards its own clients (forward_evaluations()), add "
+                '"configcat_segment.E007" to SILENCED_SYSTEM_CHECKS.',
+                id="configcat_segment.E007",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     checks.register(check_settings)
     checks.register(check_rest_framework)
     checks.register(check_segment_logger)
     checks.register(check_urls, checks.Tags.urls)
     checks.register(check_evaluation_middleware)
+    checks.register(check_user_factory)
+    checks.register(check_client_options)
     checks.register(check_unsigned_webhooks, checks.Tags.security)
     checks.register(check_celery)

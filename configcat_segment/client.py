@@ -3,19 +3,22 @@
 Created on first use, never at import time, and once per process: the SDK's auto-poll
 thread does not survive ``fork()``, so a child process (gunicorn ``--preload``, uWSGI
 without ``lazy-apps``, ``multiprocessing``) sets the parent's client aside (an
-``os.register_at_fork`` hook) and builds a fresh one on first use. It is closed at exit.
+``os.register_at_fork`` hook) and builds a fresh one on first use. It is closed at exit,
+and made again if something else closed it (``configcatclient.close_all()``).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
-import weakref
 from pathlib import Path
 from typing import Any
 
 import configcatclient
+from asgiref.sync import sync_to_async
+from configcatclient.configcatclient import ConfigCatClient
 from configcatclient.configcatoptions import ConfigCatOptions
 from configcatclient.datagovernance import DataGovernance
 from configcatclient.localfiledatasource import LocalFileFlagOverrides
@@ -44,13 +47,18 @@ _OVERRIDE_BEHAVIOURS = {
     "remote_over_local": OverrideBehaviour.RemoteOverLocal,
 }
 
+# The SDK key formats the SDK accepts (it checks them when a client is made, and puts the
+# key in its error message).
+_SDK_KEY = re.compile(r"(configcat-sdk-1/)?[^/\n]{22}/[^/\n]{22}")
+_PROXY_SDK_KEY = re.compile(r"configcat-proxy/.+")
+
 _lock = threading.Lock()
 _client: Any = None
+# The client whose first config is loaded: what aget_client() returns without a thread.
+_warm_client: Any = None
 # In a fork()ed child: the parent's client, to be closed before this process makes its own.
 _inherited: Any = None
 _closing_registered = False
-# Hooks objects forwarding is attached to (weakly: a client's lifetime is its owner's).
-_forwarding: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def client_options(settings: AppSettings) -> tuple[str, ConfigCatOptions]:
@@ -80,6 +88,12 @@ def client_options(settings: AppSettings) -> tuple[str, ConfigCatOptions]:
                 "flags without ConfigCat."
             )
         sdk_key = LOCAL_ONLY_SDK_KEY
+    elif not local_only and not _looks_like_sdk_key(sdk_key, settings.BASE_URL):
+        raise ImproperlyConfigured(
+            f"{setting_path('SDK_KEY')} does not look like a ConfigCat SDK key: copy it from "
+            'the ConfigCat dashboard ("configcat-sdk-1/…/…", or "…/…" with 22 characters on '
+            'each side for older keys; "configcat-proxy/…" with a BASE_URL).'
+        )
     options = ConfigCatOptions(
         base_url=settings.BASE_URL,
         polling_mode=_POLLING_MODES[settings.POLLING_MODE](settings.POLL_INTERVAL_SECONDS),
@@ -89,27 +103,66 @@ def client_options(settings: AppSettings) -> tuple[str, ConfigCatOptions]:
     return sdk_key, options
 
 
+def _looks_like_sdk_key(sdk_key: str, base_url: str | None) -> bool:
+    return bool(_SDK_KEY.fullmatch(sdk_key) or (base_url and _PROXY_SDK_KEY.fullmatch(sdk_key)))
+
+
 def get_client() -> Any:
     """The process's ``ConfigCatClient``, built from ``CONFIGCAT_SEGMENT`` on first use.
 
     Evaluations made with it are forwarded to Segment (unless ``FORWARD_EVALUATIONS`` is
-    off). Safe to call from any thread, and after ``fork()``.
+    off). Safe to call from any thread, and after ``fork()``. In auto polling mode (the
+    default) the client's first evaluation waits for its first config, up to 5 seconds;
+    async code should use :func:`aget_client`.
     """
     client = _client
-    if client is not None:
+    if client is not None and _is_open(client):
         return client
     return _build()
+
+
+async def aget_client() -> Any:
+    """:func:`get_client` for async code: never blocks the event loop.
+
+    The first call builds the client and waits for its first config (what the first
+    evaluation would wait for: up to 5 seconds in auto polling mode, a download in lazy
+    loading mode) in a worker thread. After that it returns at once.
+    """
+    client = _warm_client
+    if client is not None and _is_open(client):
+        return client
+    return await sync_to_async(_warm_up, thread_sensitive=False)()
+
+
+def _warm_up() -> Any:
+    global _warm_client
+    client = get_client()
+    if client is not _warm_client:
+        if get_settings().POLLING_MODE != "manual":  # manual: only force_refresh() fetches
+            client.get_all_keys()  # reads the config as an evaluation would, waiting for it
+        _warm_client = client
+    return client
+
+
+# Three private attributes of the SDK are read here (ConfigCatClient._instances,
+# client._sdk_key, Hooks._on_flag_evaluated_callbacks): it has no public way to tell. The
+# dependency is pinned below configcat-client 11, and the close_all() tests cover them.
+
+
+def _is_open(client: Any) -> bool:
+    """Whether ``client`` is still the SDK's client for its key (``close_all()`` closes it)."""
+    return ConfigCatClient._instances.get(client._sdk_key) is client
 
 
 def _build() -> Any:
     global _client, _inherited, _closing_registered
     with _lock:
-        if _client is not None:
+        if _client is not None and _is_open(_client):
             return _client
         if _inherited is not None:
             # The parent's client, inherited through fork(): its polling thread is gone.
             # Closing it here only unregisters it from the SDK, so a fresh one can be made.
-            _inherited.close()
+            _close(_inherited)
             _inherited = None
         settings = get_settings()
         sdk_key, options = client_options(settings)
@@ -125,11 +178,17 @@ def _build() -> Any:
 
 def close() -> None:
     """Close the process's client (its polling thread stops); the next use builds a new one."""
-    global _client
+    global _client, _warm_client
     with _lock:
-        client, _client = _client, None
+        client, _client, _warm_client = _client, None, None
     if client is not None:
-        _forwarding.discard(client.get_hooks())
+        _close(client)
+
+
+def _close(client: Any) -> None:
+    # Only while the SDK still has it: after close_all() its key may already belong to a
+    # new client, which client.close() would unregister (and without one, it raises).
+    if _is_open(client):
         client.close()
 
 
@@ -137,24 +196,25 @@ def forward_evaluations(client: Any) -> Any:
     """Forward the evaluations of a ConfigCat ``client`` you made yourself. Idempotent.
 
     Returns the client, so ``client = forward_evaluations(configcatclient.get(...))`` reads
-    well. Register it at start-up: the SDK's hook lists are not locked.
+    well. Register it at start-up: the SDK's hook lists are not locked. Closing a client
+    clears its hooks, so call it again for the client you make after that.
     """
     from .recorder import recorder
 
     hooks = client.get_hooks()
-    if hooks not in _forwarding:
+    # The SDK's own list, not a record of ours: closing a client empties it.
+    if recorder.on_flag_evaluated not in hooks._on_flag_evaluated_callbacks:
         hooks.add_on_flag_evaluated(recorder.on_flag_evaluated)
-        _forwarding.add(hooks)
     return client
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _client, _inherited
+    global _lock, _client, _warm_client, _inherited
     # A thread of the parent may have held the lock at the moment of fork().
     _lock = threading.Lock()
     # Checked here, once, rather than comparing os.getpid() (a system call) on every use.
     if _client is not None:
-        _client, _inherited = None, _client
+        _client, _warm_client, _inherited = None, None, _client
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

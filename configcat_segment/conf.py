@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -75,6 +76,14 @@ def _optional_text(value: Any) -> str | None:
     return "must be a non-empty string or None"
 
 
+def _optional_file_path(value: Any) -> str | None:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if value is None or (isinstance(value, str) and value.strip()):
+        return None
+    return "must be a file path (a string or a pathlib.Path) or None"
+
+
 def _dotted_path(value: Any) -> str | None:
     if isinstance(value, str) and value.count(".") >= 1 and all(value.split(".")):
         return None
@@ -125,7 +134,7 @@ class AppSettings:
     POLL_INTERVAL_SECONDS: int = 60
     DATA_GOVERNANCE: str = "global"
     BASE_URL: str | None = None
-    FLAG_OVERRIDES: str | None = None
+    FLAG_OVERRIDES: str | None = None  # a pathlib.Path is accepted, and kept as its text
     FLAG_OVERRIDES_BEHAVIOUR: str = "local_only"
 
     # Evaluations: what is forwarded.
@@ -170,7 +179,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "POLL_INTERVAL_SECONDS": _positive_int,
     "DATA_GOVERNANCE": _one_of("global", "eu_only"),
     "BASE_URL": _optional_http_url,
-    "FLAG_OVERRIDES": _optional_text,
+    "FLAG_OVERRIDES": _optional_file_path,
     "FLAG_OVERRIDES_BEHAVIOUR": _one_of("local_only", "local_over_remote", "remote_over_local"),
     "FORWARD_EVALUATIONS": _boolean,
     "USER_FACTORY": _dotted_path,
@@ -226,7 +235,10 @@ def get_settings() -> AppSettings:
     errors = [msg for kind, msg, _ in find_problems(raw) if kind != "unknown"]
     if errors:
         raise ImproperlyConfigured(" ".join(errors))
-    return AppSettings(**{k: v for k, v in raw.items() if k in DEFAULTS})
+    values = {k: v for k, v in raw.items() if k in DEFAULTS}
+    if isinstance(values.get("FLAG_OVERRIDES"), os.PathLike):
+        values["FLAG_OVERRIDES"] = os.fspath(values["FLAG_OVERRIDES"])
+    return AppSettings(**values)
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:

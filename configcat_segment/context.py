@@ -16,13 +16,13 @@ import functools
 import json
 import threading
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from django.utils.crypto import salted_hmac
 
 from .conf import get_settings
+from .users import UserFactory, user_for
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -74,11 +74,7 @@ class AnonymousIdSource:
 class RequestContext:
     """The facts of one request that evaluation events carry, and its collected evaluations."""
 
-    def __init__(
-        self,
-        request: HttpRequest,
-        user_factory: Callable[[HttpRequest], Any] | None = None,
-    ) -> None:
+    def __init__(self, request: HttpRequest, user_factory: UserFactory = user_for) -> None:
         self.request = request
         self._user_factory = user_factory
         # Evaluations recorded while the request is handled; the middleware hands them to
@@ -104,8 +100,6 @@ class RequestContext:
     @functools.cached_property
     def user(self) -> Any:
         """The ConfigCat user of this request (``USER_FACTORY``), built on first use."""
-        if self._user_factory is None:
-            return None
         return self._user_factory(self.request)
 
     @property
@@ -176,8 +170,3 @@ def _absolute_url(request: HttpRequest) -> str:
 current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "configcat_segment_request", default=None
 )
-
-
-def get_current() -> RequestContext | None:
-    """The context of the request being handled here, or None outside requests."""
-    return current.get()

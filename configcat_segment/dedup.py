@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+
+from .forksafe import fork_safe_lock
 
 
 class DedupCache:
@@ -21,7 +22,8 @@ class DedupCache:
     Forgetting a key early only costs one extra event later, never a lost one.
 
     ``window`` 0 remembers nothing: every key is new. ``clock`` returns seconds (tests
-    inject their own).
+    inject their own). A ``fork()``ed child keeps what the parent remembered, with a lock
+    of its own.
     """
 
     def __init__(
@@ -38,7 +40,7 @@ class DedupCache:
         # key -> expiry time, negated once the key is hit (its "second chance" mark). A bare
         # float per key keeps memory small; expiry times are positive, so the sign is free.
         self._expiry: OrderedDict[Hashable, float] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
 
     def first_seen(self, key: Hashable) -> bool:
         """True when ``key`` was not seen within the window (and remember it from now)."""

@@ -18,8 +18,6 @@ from typing import Any, NamedTuple
 from . import messages
 from .constants import FLAG_EVALUATED
 
-_TRUNCATION_MARK = "…"
-
 # How the ConfigCat user's predefined attributes are named as Segment traits.
 _TRAIT_NAMES = {"Email": "email", "Country": "country"}
 
@@ -46,8 +44,16 @@ class Evaluation(NamedTuple):
     context: Mapping[str, Any] | None
     # Also send an ``identify`` of the user (the first evaluation for them in the window).
     identify: bool = False
-    # The dedup window it was counted in, for deterministic messageIds; None: random ids.
+    # What its messageIds are derived from, fixed when it is recorded so that writing it
+    # again (after a failed write) makes the same ids: the dedup window it was counted in
+    # (every process makes the same ids for it), or, without a window, a random ``nonce``.
     window: int | None = None
+    nonce: int | None = None
+
+
+def new_nonce() -> int:
+    """A random ``Evaluation.nonce``: unique, not secret (the connection's salt is)."""
+    return random.getrandbits(128)
 
 
 def user_properties(user: Any) -> dict[str, Any]:
@@ -76,11 +82,12 @@ def traits(user: Mapping[str, Any]) -> dict[str, Any]:
 
 def event_value(value: Any, variation_id: str | None, long_value_length: int) -> Any:
     """The ``value`` property: a text longer than ``long_value_length`` is sent as its
-    variation id, as ConfigCat asks; without one (simple local flags), it is cut."""
+    variation id, as ConfigCat asks; without one (simple local flags), it is cut, marked
+    as :func:`messages.fit` marks the text it cuts."""
     if isinstance(value, str) and len(value) > long_value_length:
         if variation_id:
             return variation_id
-        return value[:long_value_length] + _TRUNCATION_MARK
+        return value[:long_value_length] + messages._TRUNCATION_MARK
     return value
 
 
@@ -104,9 +111,14 @@ def messages_for(
 
     With a dedup window the messageIds are derived from (``salt``, user, flag, variation,
     window): every process that sends the same evaluation in the same window makes the same
-    id, so the outbox keeps one and Segment would drop a repeat. ``salt`` is the
-    connection's secret, which keeps ids unique across connections and installations.
+    id, so the outbox keeps one and Segment would drop a repeat. Without one, the window
+    is replaced by the evaluation's random ``nonce``. Either way, building the messages of
+    an evaluation again makes the same ids. ``salt`` is the connection's secret, which
+    keeps ids unique across connections and installations.
     """
+    seed = evaluation.window if evaluation.window is not None else evaluation.nonce
+    if seed is None:
+        raise ValueError("an Evaluation without a dedup window needs a nonce (new_nonce())")
     timestamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC)
     identity = evaluation.user_id or evaluation.anonymous_id
     anonymous_id = evaluation.anonymous_id
@@ -116,9 +128,7 @@ def messages_for(
     user = user_properties(evaluation.user) if evaluation.user is not None else None
 
     def message_id(kind: str, *parts: object) -> str:
-        if evaluation.window is None:
-            return messages.random_message_id()
-        return messages.message_id(salt, kind, *parts, evaluation.window)
+        return messages.message_id(salt, kind, *parts, seed)
 
     properties: dict[str, Any] = {
         "feature_flag_key": evaluation.flag_key,

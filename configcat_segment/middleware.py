@@ -15,10 +15,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponseBase
 
 from . import writer
-from .client import get_client
+from .client import aget_client, get_client
 from .conf import get_settings
 from .context import AnonymousIdSource, RequestContext, current
-from .users import load_user_factory
 
 ANONYMOUS_ID_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -27,7 +26,8 @@ class RequestFlags:
     """``request.flags``: evaluate flags for the request's ConfigCat user.
 
     In async views use the ``a``-prefixed methods: building the user may query the
-    database (``request.user``), which Django does not allow on the event loop.
+    database (``request.user``), which Django does not allow on the event loop, and the
+    process's first evaluation may wait for ConfigCat, which they do in a worker thread.
     """
 
     def __init__(self, context: RequestContext) -> None:
@@ -54,10 +54,12 @@ class RequestFlags:
         return await sync_to_async(lambda: self._context.user)()
 
     async def aget_value(self, key: str, default_value: Any) -> Any:
-        return get_client().get_value(key, default_value, await self.auser())
+        client = await aget_client()
+        return client.get_value(key, default_value, await self.auser())
 
     async def aget_value_details(self, key: str, default_value: Any) -> Any:
-        return get_client().get_value_details(key, default_value, await self.auser())
+        client = await aget_client()
+        return client.get_value_details(key, default_value, await self.auser())
 
     async def ais_enabled(self, key: str, default_value: bool = False) -> bool:
         return bool(await self.aget_value(key, default_value))
@@ -98,8 +100,9 @@ class FlagEvaluationMiddleware:
 
     @staticmethod
     def _bind(request: HttpRequest) -> RequestContext:
-        factory = load_user_factory(get_settings().USER_FACTORY)
-        context = RequestContext(request, factory)
+        # USER_FACTORY is resolved by the first evaluation that needs the user, so a wrong
+        # path breaks only the requests that evaluate (manage.py check reports it: E006).
+        context = RequestContext(request)
         request.flags = RequestFlags(context)  # type: ignore[attr-defined]
         return context
 

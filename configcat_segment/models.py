@@ -387,11 +387,14 @@ class EvaluationCounter(models.Model):
     """Evaluations that were not forwarded, counted across all processes.
 
     ``dropped``: the in-memory buffer was full (the database could not keep up);
-    ``failed``: the SDK could not evaluate the flag (no config, unknown key, ...).
+    ``failed``: the SDK could not evaluate the flag (no config, unknown key, ...);
+    ``unwritable``: the evaluation could not be written on its own (the database refused
+    it, or its messages could not be built).
     """
 
     DROPPED = "dropped"
     FAILED = "failed"
+    UNWRITABLE = "unwritable"
 
     name = models.CharField(max_length=50, unique=True)
     value = models.PositiveBigIntegerField(default=0)

@@ -6,25 +6,28 @@ minute), drops repeats within the dedup window, applies per-user sampling, and r
 compact :class:`~configcat_segment.evaluations.Evaluation`. Inside a request the
 evaluation joins the request's list, handed to the writer once at the end; elsewhere it
 goes to the writer's buffer directly.
+
+The settings are read on the first evaluation, not at import, and again after
+``CONFIGCAT_SEGMENT`` changes: importing this module never fails, so ``manage.py check``
+can report a bad setting.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from configcatclient.user import User
-from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from . import writer
 from .conf import SETTING_NAME, AppSettings, get_settings
 from .context import current
 from .dedup import DedupCache
-from .evaluations import Evaluation, in_sample
+from .evaluations import Evaluation, in_sample, new_nonce
+from .logthrottle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +39,39 @@ class Recorder:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._lock = threading.Lock()
-        self._failures_unlogged = 0
-        self._failure_logged_at: float | None = None
-        self.configure(get_settings())
+        # Both None until the first evaluation reads the settings, and again after they
+        # change; the hot path checks ``_dedup`` only.
+        self._settings: AppSettings | None = None
+        self._dedup: DedupCache | None = None
+        self._failure_log = LogThrottle(FAILURE_LOG_INTERVAL, clock)
 
     def configure(self, settings: AppSettings) -> None:
-        """(Re)read the settings; forgets what was seen."""
-        self.settings = settings
-        self.dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
+        """Use ``settings`` from now on, with an empty dedup memory."""
+        self._use(settings)
+
+    def reset(self) -> None:
+        """Forget the settings and what was seen: the next evaluation reads the settings."""
+        self._dedup = None
+        self._settings = None
+
+    def _use(self, settings: AppSettings) -> DedupCache:
+        dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
+        self._settings = settings
+        self._dedup = dedup
+        return dedup
+
+    @property
+    def settings(self) -> AppSettings:
+        settings = self._settings
+        if settings is None:
+            settings = get_settings()
+            self._use(settings)
+        return settings
+
+    @property
+    def dedup(self) -> DedupCache:
+        dedup = self._dedup
+        return dedup if dedup is not None else self._use(get_settings())
 
     def on_flag_evaluated(self, details: Any) -> None:
         """The SDK's hook. The hot path: most evaluations end at the dedup check."""
@@ -61,17 +88,22 @@ class Recorder:
             identity = context.anonymous_id if context is not None else None
         variation = details.variation_id
         key = (identity, details.key, details.value if variation is None else variation)
-        if self.dedup.first_seen(key):
-            self._record(details, current.get(), user, identity)
+        dedup = self._dedup
+        if dedup is None:  # the first evaluation, or the settings changed
+            dedup = self.dedup
+        if dedup.first_seen(key):
+            self._record(dedup, details, current.get(), user, identity)
 
-    def _record(self, details: Any, context: Any, user: Any, identity: str | None) -> None:
+    def _record(
+        self, dedup: DedupCache, details: Any, context: Any, user: Any, identity: str | None
+    ) -> None:
         settings = self.settings
         if not settings.FORWARD_EVALUATIONS:
             return
         if settings.SAMPLE_RATE < 1 and not in_sample(identity, settings.SAMPLE_RATE):
             return
         user_id = identity if user is not None else None
-        identify = user_id is not None and self.dedup.first_seen(("identify", user_id))
+        identify = user_id is not None and dedup.first_seen(("identify", user_id))
         if context is None:
             anonymous_id = None
         elif user_id is None:
@@ -91,25 +123,19 @@ class Recorder:
             context=context.segment_context if context is not None else None,
             identify=identify,
             window=int(now // window) if window > 0 else None,
+            nonce=None if window > 0 else new_nonce(),
         )
         if context is None or not context.collect(evaluation):
             writer.add([evaluation])
 
     def _failed(self, details: Any) -> None:
         writer.count_failed()
-        now = self._clock()
-        with self._lock:
-            last = self._failure_logged_at
-            if last is not None and now - last < FAILURE_LOG_INTERVAL:
-                self._failures_unlogged += 1
-                return
-            suppressed, self._failures_unlogged = self._failures_unlogged, 0
-            self._failure_logged_at = now
-        logger.warning(
-            "configcat_segment: not forwarding a failed evaluation of %r: %s%s",
+        self._failure_log.log(
+            logger,
+            logging.WARNING,
+            "configcat_segment: not forwarding a failed evaluation of %r: %s",
             details.key,
             details.error,
-            f" ({suppressed} more failed evaluations since the last message)" if suppressed else "",
         )
 
 
@@ -117,13 +143,8 @@ recorder = Recorder()
 
 
 def _reconfigure(*, setting: str, **kwargs: Any) -> None:
-    if setting != SETTING_NAME:
-        return
-    try:
-        settings = get_settings()
-    except ImproperlyConfigured:
-        return  # get_client() and manage.py check report it
-    recorder.configure(settings)
+    if setting == SETTING_NAME:
+        recorder.reset()
 
 
 setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.recorder.reconfigure")

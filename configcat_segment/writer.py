@@ -3,39 +3,65 @@
 Evaluations wait in a bounded in-memory buffer. A background thread (``EVALUATION_WRITER``
 ``"thread"``) writes them every ``EVALUATION_FLUSH_SECONDS``, or sooner when the buffer is
 half full: it resolves the connections that forward evaluations with one query, builds
-the messages, and inserts them all with one bulk statement. :func:`flush` does the same
-on the calling thread; it also runs at exit, so a management command or a script loses
-nothing.
+the messages, and inserts them, with the counts below, in one transaction. :func:`flush`
+does the same on the calling thread; it also runs at exit, so a management command or a
+script loses nothing.
 
-When the database cannot keep up and the buffer is full, new evaluations are dropped and
-counted; the count is logged and stored (``EvaluationCounter``), so
-``configcat_segment_status`` shows it for every process.
+What cannot be forwarded is counted (``EvaluationCounter``, shown by
+``configcat_segment_status`` for every process) and logged at most once a minute:
+``dropped`` when the buffer is full because the database is not keeping up, ``failed``
+when the SDK could not evaluate, ``unwritable`` when one evaluation cannot be written.
+
+When writing fails, the database decides what happens. If it does not answer, nothing
+was written and the whole batch waits in the buffer for the next round (new evaluations
+are dropped once it is full). If it answers, something in the batch is at fault: the
+batch is written in halves, down to single evaluations, and one that still fails on its
+own is left out and counted. Good evaluations are never lost with a bad one, and nothing
+is retried forever. A retried evaluation makes the same messageIds, so it is never
+stored twice.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import threading
-import time
-from collections import deque
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django import db
-from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.db import router, transaction
 
 from .conf import SETTING_NAME, get_settings
 from .evaluations import Evaluation, messages_for
+from .logthrottle import LogThrottle
+
+if TYPE_CHECKING:
+    from .models import Event, SegmentConnection
 
 logger = logging.getLogger(__name__)
 
-DROP_LOG_INTERVAL = 60.0
+LOG_INTERVAL = 60.0
 # Events per INSERT statement: large enough to be cheap, small enough for any database.
 INSERT_CHUNK = 1000
+
+
+class DatabaseUnavailable(Exception):
+    """The database failed and does not answer a trivial query: no evaluation is at fault."""
+
+
+class Written(NamedTuple):
+    """What :func:`write` did."""
+
+    # Events stored (a message per connection: a track, maybe an identify).
+    events: int
+    # Evaluations left out because they could not be written on their own, and why.
+    unwritable: list[tuple[Evaluation, Exception]]
+    # Counts that could not be stored, to be stored with a later batch.
+    counts_not_stored: Counter[str]
 
 
 class Writer:
@@ -45,7 +71,8 @@ class Writer:
         self._reset()
 
     def _reset(self) -> None:
-        self.configure()
+        # (capacity, threaded), read from the settings on first use, not at import.
+        self._config: tuple[int, bool] | None = None
         self._pid = os.getpid()  # the exit flush is only for the process that buffered
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -53,15 +80,28 @@ class Writer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.dropped = 0  # not yet stored
-        self.failed = 0  # not yet stored
-        self._drops_logged_at = 0.0
+        self._forget()
 
-    def configure(self) -> None:
-        """(Re)read the settings the calling thread's side needs."""
-        settings = get_settings()
-        self.capacity = settings.EVALUATION_BUFFER_SIZE
-        self.threaded = settings.EVALUATION_WRITER == "thread"
+    def _forget(self) -> None:
+        self._buffer.clear()
+        # Counted and not yet stored, by EvaluationCounter name: "dropped", "failed",
+        # "unwritable".
+        self._counts: Counter[str] = Counter()
+        self._full_log = LogThrottle(LOG_INTERVAL)
+        self._unwritable_log = LogThrottle(LOG_INTERVAL)
+        self._unavailable_log = LogThrottle(LOG_INTERVAL)
+
+    def _settings(self) -> tuple[int, bool]:
+        config = self._config
+        if config is None:
+            settings = get_settings()
+            config = settings.EVALUATION_BUFFER_SIZE, settings.EVALUATION_WRITER == "thread"
+            self._config = config
+        return config
+
+    def forget_settings(self) -> None:
+        """Read the settings again on next use (they changed)."""
+        self._config = None
 
     # -- the calling thread's side: cheap, no I/O ---------------------------------------
 
@@ -69,74 +109,105 @@ class Writer:
         """Buffer ``evaluations``; whatever does not fit is dropped and counted."""
         if not evaluations:
             return
-        capacity = self.capacity
+        capacity, threaded = self._config or self._settings()
         with self._lock:
             room = capacity - len(self._buffer)
             accepted = evaluations if room >= len(evaluations) else evaluations[: max(room, 0)]
             self._buffer.extend(accepted)
             dropped = len(evaluations) - len(accepted)
-            self.dropped += dropped
+            if dropped:
+                self._counts["dropped"] += dropped
             size = len(self._buffer)
         if dropped:
-            self._log_drops()
-        if self.threaded:
+            self._full_log.log(
+                logger,
+                logging.WARNING,
+                "configcat_segment: the evaluation buffer is full (EVALUATION_BUFFER_SIZE); "
+                "%d evaluations dropped in this process so far. The database is not keeping up.",
+                self.dropped,
+            )
+        if threaded:
             self._ensure_thread()
             if size * 2 >= capacity:
                 self._wake.set()
 
     def count_failed(self) -> None:
         with self._lock:
-            self.failed += 1
-        if self.threaded:
+            self._counts["failed"] += 1
+        if self._settings()[1]:
             self._ensure_thread()
+
+    @property
+    def dropped(self) -> int:
+        """Evaluations dropped because the buffer was full, not yet stored."""
+        return self._counts["dropped"]
+
+    @property
+    def failed(self) -> int:
+        """Failed evaluations counted, not yet stored."""
+        return self._counts["failed"]
 
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def _log_drops(self) -> None:
-        now = time.monotonic()
-        if now - self._drops_logged_at < DROP_LOG_INTERVAL:
-            return
-        self._drops_logged_at = now
-        logger.warning(
-            "configcat_segment: the evaluation buffer is full (EVALUATION_BUFFER_SIZE); "
-            "%d evaluations dropped in this process so far. The database is not keeping up.",
-            self.dropped,
-        )
+    def has_work(self) -> bool:
+        """Whether anything is buffered or counted and not yet stored."""
+        return bool(self._buffer or +self._counts)
 
     # -- writing ------------------------------------------------------------------------
 
     def flush(self) -> int:
         """Write everything buffered now, on this thread. Returns how many events were stored.
 
-        When the database fails, the evaluations go back into the buffer (as far as it has
-        room) for the next flush, and the error is logged, not raised.
+        Never raises: when the database does not answer, the evaluations go back into the
+        buffer (as far as it has room) for the next flush; an evaluation that cannot be
+        written on its own is dropped and counted. Both are logged.
         """
         with self._flush_lock:
             with self._lock:
                 batch = list(self._buffer)
                 self._buffer.clear()
-                dropped, failed = self.dropped, self.failed
-                self.dropped = self.failed = 0
+                counts, self._counts = +self._counts, Counter()
             try:
-                written = write(batch)
-                store_counts(dropped=dropped, failed=failed)
-            except db.DatabaseError:
-                logger.exception(
-                    "configcat_segment: could not write %d evaluations; will try again",
+                written = write(batch, counts)
+            except DatabaseUnavailable as exc:
+                self._put_back(batch, counts)
+                self._unavailable_log.log(
+                    logger,
+                    logging.ERROR,
+                    "configcat_segment: could not write %d evaluations; will try again: %s",
                     len(batch),
+                    exc,
                 )
-                self._put_back(batch, dropped, failed)
                 return 0
-            return written
+            if written.counts_not_stored:
+                self._put_back([], written.counts_not_stored)
+            if written.unwritable:
+                self._log_unwritable(written.unwritable)
+            return written.events
 
-    def _put_back(self, batch: list[Evaluation], dropped: int, failed: int) -> None:
+    def _put_back(self, batch: list[Evaluation], counts: Counter[str]) -> None:
         with self._lock:
-            room = max(self.capacity - len(self._buffer), 0)
+            room = max(self._settings()[0] - len(self._buffer), 0)
             kept = batch[:room]
             self._buffer.extendleft(reversed(kept))
-            self.dropped += dropped + len(batch) - len(kept)
-            self.failed += failed
+            self._counts.update(counts)
+            if len(batch) > len(kept):
+                self._counts["dropped"] += len(batch) - len(kept)
+
+    def _log_unwritable(self, unwritable: list[tuple[Evaluation, Exception]]) -> None:
+        evaluation, error = unwritable[0]
+        self._unwritable_log.log(
+            logger,
+            logging.WARNING,
+            "configcat_segment: %d evaluations could not be written and were dropped "
+            '(counted as "unwritable"); the first, of %r: %s: %s',
+            len(unwritable),
+            evaluation.flag_key,
+            type(error).__name__,
+            error,
+            exc_info=error,
+        )
 
     # -- the background thread ----------------------------------------------------------
 
@@ -178,42 +249,132 @@ class Writer:
         self._thread = None
 
     def discard(self) -> None:
-        """Forget everything buffered and counted (tests)."""
+        """Forget everything buffered, counted and logged (tests)."""
         with self._lock:
-            self._buffer.clear()
-            self.dropped = self.failed = 0
+            self._forget()
 
 
-def write(evaluations: Iterable[Evaluation]) -> int:
-    """Store the messages for ``evaluations`` for every connection that forwards them."""
-    from .models import SegmentConnection
-    from .outbox import build_event, enqueue
+# -- the database side --------------------------------------------------------------------
 
-    evaluations = list(evaluations)
-    if not evaluations:
-        return 0
-    connections = list(SegmentConnection.objects.forwarding_evaluations())
-    if not connections:
-        return 0
+
+def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None) -> Written:
+    """Store the messages for ``evaluations``, for every connection that forwards them,
+    and add ``counts`` (``EvaluationCounter`` names) to the counters: one transaction.
+
+    An evaluation whose messages cannot be built, or that the database refuses on its own,
+    is left out and counted as ``unwritable``. Raises :class:`DatabaseUnavailable` when
+    the database does not answer; then nothing was stored.
+    """
+    from .models import Event, SegmentConnection
+
+    if not evaluations and not counts:
+        return Written(0, [], Counter())
+    alias = router.db_for_write(Event)
+    try:
+        connections = list(SegmentConnection.objects.forwarding_evaluations())
+    except Exception as exc:
+        raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    built, unwritable = _build(evaluations, connections)
+    counts = Counter(counts) + Counter(unwritable=len(unwritable))
+    if not any(events for _, events in built) and not counts:
+        return Written(0, unwritable, Counter())
+    try:
+        with transaction.atomic(using=alias):
+            stored = _insert(built)
+            store_counts(counts)
+        return Written(stored, unwritable, Counter())
+    except Exception as exc:
+        _raise_if_unavailable(alias, exc)
+    # Something in the batch is at fault: find it, in halves, each in its own savepoint.
+    with transaction.atomic(using=alias):
+        refused: list[tuple[Evaluation, Exception]] = []
+        stored = sum(_insert_or_split(half, alias, refused) for half in _halves(built))
+        counts["unwritable"] += len(refused)
+        try:
+            with transaction.atomic(using=alias):
+                store_counts(counts)
+            counts = Counter()
+        except Exception as exc:
+            _raise_if_unavailable(alias, exc)
+            logger.exception("configcat_segment: could not store the evaluation counters")
+    return Written(stored, unwritable + refused, counts)
+
+
+_Built = list[tuple[Evaluation, list["Event"]]]
+
+
+def _build(
+    evaluations: Sequence[Evaluation], connections: Sequence[SegmentConnection]
+) -> tuple[_Built, list[tuple[Evaluation, Exception]]]:
+    """Each evaluation with its unsaved events, and those whose messages could not be built."""
+    from .outbox import build_event
+
     long_value_length = get_settings().LONG_VALUE_LENGTH
-    events = [
-        build_event(connection, message, flag_key=evaluation.flag_key)
-        for evaluation in evaluations
-        for connection in connections
-        for message in messages_for(
-            evaluation, salt=connection.message_id_salt, long_value_length=long_value_length
-        )
-    ]
+    built: _Built = []
+    unbuildable = []
+    for evaluation in evaluations:
+        try:
+            events = [
+                build_event(connection, message, flag_key=evaluation.flag_key)
+                for connection in connections
+                for message in messages_for(
+                    evaluation,
+                    salt=connection.message_id_salt,
+                    long_value_length=long_value_length,
+                )
+            ]
+        except Exception as exc:
+            unbuildable.append((evaluation, exc))
+        else:
+            built.append((evaluation, events))
+    return built, unbuildable
+
+
+def _insert(built: _Built) -> int:
+    from .outbox import enqueue
+
+    events = [event for _, evaluation_events in built for event in evaluation_events]
     for start in range(0, len(events), INSERT_CHUNK):
         enqueue(events[start : start + INSERT_CHUNK], ignore_conflicts=True)
     return len(events)
 
 
-def store_counts(*, dropped: int = 0, failed: int = 0) -> None:
+def _insert_or_split(built: _Built, alias: str, refused: list[tuple[Evaluation, Exception]]) -> int:
+    """Insert ``built`` in a savepoint; when refused, each half in turn, down to single
+    evaluations, which are added to ``refused``. Returns how many events were stored."""
+    try:
+        with transaction.atomic(using=alias):
+            return _insert(built)
+    except Exception as exc:
+        _raise_if_unavailable(alias, exc)
+        if len(built) == 1:
+            refused.append((built[0][0], exc))
+            return 0
+    return sum(_insert_or_split(half, alias, refused) for half in _halves(built))
+
+
+def _halves(built: _Built) -> list[_Built]:
+    """``built`` in two halves (one evaluation alone gets a second try as it is)."""
+    middle = len(built) // 2
+    return [built[:middle], built[middle:]] if middle else [built]
+
+
+def _raise_if_unavailable(alias: str, error: Exception) -> None:
+    """Raise :class:`DatabaseUnavailable` if the database does not answer ``SELECT 1``: then
+    ``error`` is the database's, not the batch's."""
+    try:
+        with db.connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
+
+
+def store_counts(counts: Counter[str]) -> None:
+    """Add ``counts`` to the ``EvaluationCounter`` rows of the same names."""
     from .models import EvaluationCounter
 
-    EvaluationCounter.objects.add(EvaluationCounter.DROPPED, dropped)
-    EvaluationCounter.objects.add(EvaluationCounter.FAILED, failed)
+    for name, amount in counts.items():
+        EvaluationCounter.objects.add(name, amount)
 
 
 _writer = Writer()
@@ -221,8 +382,7 @@ _writer = Writer()
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTING_NAME:
-        with contextlib.suppress(ImproperlyConfigured):  # get_client() reports it
-            _writer.configure()
+        _writer.forget_settings()
 
 
 setting_changed.connect(_settings_changed, dispatch_uid="configcat_segment.writer.configure")
@@ -251,7 +411,7 @@ def flush() -> int:
 
 
 def _flush_at_exit() -> None:
-    if _writer._pid != os.getpid() or not (len(_writer) or _writer.dropped or _writer.failed):
+    if _writer._pid != os.getpid() or not _writer.has_work():
         return
     _writer.stop()
     try:

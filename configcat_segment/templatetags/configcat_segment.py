@@ -11,8 +11,7 @@ from typing import Any
 from django import template
 
 from ..client import get_client
-from ..conf import get_settings
-from ..users import load_user_factory
+from ..users import user_for
 
 register = template.Library()
 
@@ -29,5 +28,5 @@ def flag(context: template.Context, key: Any, default: Any) -> Any:
     flags = getattr(request, "flags", None)
     if flags is not None:
         return flags.get_value(key, default)
-    user = load_user_factory(get_settings().USER_FACTORY)(request) if request else None
+    user = user_for(request) if request else None
     return get_client().get_value(key, default, user)

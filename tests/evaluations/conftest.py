@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from configcatclient.localfiledatasource import LocalFileFlagOverrides
 from configcatclient.overridedatasource import OverrideBehaviour
 from configcatclient.user import User
 from django.conf import settings
+from django.db import OperationalError, connection
 from django.test import override_settings
 
 from configcat_segment import client as client_module
@@ -46,7 +48,7 @@ def clean_slate() -> Iterator[None]:
         yield
     client_module.close()
     get_writer().discard()
-    recorder.configure(recorder.settings)
+    recorder.reset()
 
 
 @pytest.fixture
@@ -84,3 +86,14 @@ def tracks(**filters: Any) -> list[dict[str, Any]]:
 
 def identifies(**filters: Any) -> list[dict[str, Any]]:
     return [e.payload for e in Event.objects.filter(type="identify", **filters).order_by("id")]
+
+
+@contextlib.contextmanager
+def database_away() -> Iterator[None]:
+    """The database refuses every statement on this thread, as when it is down."""
+
+    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        raise OperationalError("the database is away")
+
+    with connection.execute_wrapper(refuse):
+        yield

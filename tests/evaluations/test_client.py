@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import configcatclient
 import pytest
@@ -18,8 +20,9 @@ from configcatclient.user import User
 from django.core.exceptions import ImproperlyConfigured
 
 import configcat_segment
+from configcat_segment import client as client_module
 from configcat_segment.client import client_options
-from configcat_segment.conf import AppSettings
+from configcat_segment.conf import AppSettings, get_settings
 
 from .conftest import CONFIG_V6, PRO_USER, tracks
 
@@ -27,8 +30,6 @@ from .conftest import CONFIG_V6, PRO_USER, tracks
 def test_one_client_per_process_until_closed():
     client = configcat_segment.get_client()
     assert configcat_segment.get_client() is client
-    from configcat_segment import client as client_module
-
     client_module.close()
     assert configcat_segment.get_client() is not client
 
@@ -103,13 +104,18 @@ def test_forward_evaluations_is_idempotent(segment_connection, configure):
     )
     client = configcatclient.get("tests-own-client/forwarded", options)
     try:
-        assert configcat_segment.forward_evaluations(client) is client
-        configcat_segment.forward_evaluations(client)
-        client.get_value("isPremium", False, PRO_USER)
-        configcat_segment.flush()
-        assert len(tracks()) == 1
+        assert_forwarded_once_when_attached_twice(client)
     finally:
         client.close()
+
+
+def assert_forwarded_once_when_attached_twice(client: Any) -> None:
+    """(With DEDUP_WINDOW_SECONDS 0, so that a second hook would make a second event.)"""
+    assert configcat_segment.forward_evaluations(client) is client
+    configcat_segment.forward_evaluations(client)
+    client.get_value("isPremium", False, PRO_USER)
+    configcat_segment.flush()
+    assert len(tracks()) == 1
 
 
 class FakeCDN(BaseHTTPRequestHandler):
@@ -167,3 +173,113 @@ def test_importing_the_package_loads_neither_models_nor_the_sdk():
         check=True,
     )
     assert json.loads(out.stdout) == [False, False, False]
+
+
+class GatedCDN(FakeCDN):
+    """The CDN holding its answer until the test releases it: a slow first download."""
+
+    requested = threading.Event()
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        type(self).requested.set()
+        type(self).release.wait(30)  # a safety net only: the test releases it
+        super().do_GET()
+
+
+@pytest.fixture
+def slow_cdn() -> Iterator[str]:
+    GatedCDN.requested.clear()
+    GatedCDN.release.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), GatedCDN)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    GatedCDN.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_first_async_evaluation_waits_for_the_config_off_the_event_loop(configure, slow_cdn):
+    """In auto polling mode the first evaluation waits (up to 5 s) for the first config;
+    an async view's must not hold the event loop meanwhile."""
+    from django.test import AsyncRequestFactory
+
+    from configcat_segment.context import RequestContext
+    from configcat_segment.middleware import RequestFlags
+
+    sdk_key = "PKDVCLf-Hq-h-kCzMp-L7Q/psuH7BGHoUmdONrzzUOY7A"
+    configure(SDK_KEY=sdk_key, FLAG_OVERRIDES=None, BASE_URL=slow_cdn, POLLING_MODE="auto")
+    request = AsyncRequestFactory().get("/")
+    flags = RequestFlags(RequestContext(request, user_factory=lambda request: PRO_USER))
+    assert flags.user is PRO_USER  # built: aget_value goes straight to the client
+
+    async def evaluate_while_the_config_downloads() -> tuple[bool, Any]:
+        evaluation = asyncio.ensure_future(flags.aget_value("maxItems", 0))
+        # This coroutine runs while the download is held: the loop is not blocked.
+        await asyncio.to_thread(GatedCDN.requested.wait, 30)
+        loop_was_free = not evaluation.done()
+        GatedCDN.release.set()
+        return loop_was_free, await evaluation
+
+    loop_was_free, value = asyncio.run(evaluate_while_the_config_downloads())
+    assert loop_was_free
+    assert value == 50, "evaluated with the downloaded config, not the default"
+    client = configcat_segment.get_client()
+    assert asyncio.run(configcat_segment.aget_client()) is client
+
+
+# -- configcatclient.close_all(): the SDK closes every client and clears their hooks ----------
+
+
+def test_close_after_close_all_is_quiet():
+    configcat_segment.get_client()
+    configcatclient.close_all()
+    client_module.close()
+
+
+@pytest.mark.django_db
+def test_after_close_all_get_client_makes_a_new_forwarding_client(segment_connection):
+    closed = configcat_segment.get_client()
+    configcatclient.close_all()
+    client = configcat_segment.forward_evaluations(configcat_segment.get_client())
+    assert client is not closed
+    client.get_value("isPremium", False, PRO_USER)
+    configcat_segment.flush()
+    assert len(tracks()) == 1, "forwarded once"
+
+
+@pytest.mark.django_db
+def test_forward_evaluations_attaches_again_to_a_client_made_after_close_all(
+    segment_connection, configure
+):
+    """Your own client, made again with the same options (so the same Hooks object)."""
+    from configcatclient.configcatoptions import Hooks
+    from configcatclient.localfiledatasource import LocalFileFlagOverrides
+    from configcatclient.overridedatasource import OverrideBehaviour
+
+    configure(DEDUP_WINDOW_SECONDS=0)
+    options = ConfigCatOptions(
+        flag_overrides=LocalFileFlagOverrides(str(CONFIG_V6), OverrideBehaviour.LocalOnly),
+        hooks=Hooks(),
+    )
+    configcat_segment.forward_evaluations(configcatclient.get("tests-own-client/again", options))
+    configcatclient.close_all()
+    client = configcatclient.get("tests-own-client/again", options)
+    try:
+        assert_forwarded_once_when_attached_twice(client)
+    finally:
+        client.close()
+
+
+def test_close_never_unregisters_a_client_someone_else_made_after_close_all():
+    ours = configcat_segment.get_client()
+    configcatclient.close_all()
+    key, options = client_options(get_settings())
+    theirs = configcatclient.get(key, options)
+    try:
+        client_module.close()
+        assert configcatclient.get(key) is theirs
+    finally:
+        theirs.close()
+    assert ours is not theirs

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from django.db import connections
 import configcat_segment
 from configcat_segment import writer
 from configcat_segment.models import Event
+from configcat_segment.recorder import recorder
 
 from .conftest import CONFIG_V6, PRO_USER, tracks
 
@@ -156,3 +160,53 @@ def test_a_forked_child_gets_its_own_client_and_an_empty_buffer():
     assert os.waitstatus_to_exitcode(status) == 0
     assert configcat_segment.get_client() is parent_client
     assert len(writer.get_writer()) == 1
+
+
+def wait_for_exit(pid: int, timeout: float) -> int | None:
+    """The child's exit code; None (and the child killed) if it is still running at
+    ``timeout``, a safety net for a child that hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+@forking
+def test_a_child_forked_while_another_thread_holds_the_hooks_locks_does_not_hang():
+    """A lock held by a parent's thread at fork() is held for good in the child, unless the
+    child gets a new one: the dedup memory's and the failure log's are taken by the hook."""
+    client = configcat_segment.get_client()
+    client.get_value("isPremium", False, PRO_USER)
+    locks = [recorder.dedup._lock, recorder._failure_log._lock]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_locks() -> None:
+        with contextlib.ExitStack() as held:
+            for lock in locks:
+                held.enter_context(lock)
+            holding.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_the_locks)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child_client = configcat_segment.get_client()
+                child_client.get_value("maxItems", 0, User("u-child"))  # first seen
+                child_client.get_value("noSuchFlag", 0, User("u-child"))  # failed, logged
+                code = 0 if len(writer.get_writer()) == 1 else 2
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join()
+    assert wait_for_exit(pid, timeout=30) == 0, "the child hung on a lock held at fork()"

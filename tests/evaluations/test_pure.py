@@ -16,6 +16,7 @@ from configcat_segment.evaluations import (
     event_value,
     in_sample,
     messages_for,
+    new_nonce,
     traits,
     user_properties,
 )
@@ -116,7 +117,7 @@ def test_sampling_is_deterministic_per_user_and_close_to_the_rate():
 def test_long_text_is_sent_as_its_variation_id_and_cut_without_one():
     assert event_value("x" * 257, "v-1", 256) == "v-1"
     assert event_value("x" * 256, "v-1", 256) == "x" * 256
-    assert event_value("x" * 300, None, 256) == "x" * 256 + "…"
+    assert event_value("x" * 300, None, 256) == "x" * 256 + "… [truncated]", "as fit() cuts"
     assert event_value(True, "v-1", 1) is True
     assert event_value(12345, "v-1", 2) == 12345
 
@@ -155,6 +156,7 @@ def evaluation(**fields):
         "context": None,
         "identify": False,
         "window": 5_666_666,
+        "nonce": new_nonce(),  # as the recorder draws one for every evaluation it records
     }
     values.update(fields)
     return Evaluation(**values)
@@ -250,3 +252,27 @@ def test_dedup_keeps_hot_keys_when_full():
         cache.first_seen(("one-off", n))
     assert sends_of_hot == 1
     assert len(cache) == 100
+
+
+def test_a_log_throttle_lets_one_message_through_per_interval_and_counts_the_rest(caplog):
+    import logging
+
+    from configcat_segment.logthrottle import LogThrottle
+
+    clock = Clock()
+    throttle = LogThrottle(60, clock)
+    log = logging.getLogger("tests.throttle")
+    with caplog.at_level(logging.WARNING, logger="tests.throttle"):
+        assert throttle.log(log, logging.WARNING, "problem %s", 1)
+        clock.now += 59
+        assert not throttle.log(log, logging.WARNING, "problem %s", 2)
+        assert not throttle.log(log, logging.WARNING, "problem %s", 3)
+        clock.now += 1
+        assert throttle.log(log, logging.ERROR, "problem %s", 4)
+        clock.now += 60
+        assert throttle.log(log, logging.WARNING, "problem %s", 5)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "problem 1"),
+        (logging.ERROR, "problem 4 (2 more like this since the last message)"),
+        (logging.WARNING, "problem 5"),
+    ]
