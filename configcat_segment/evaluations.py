@@ -87,7 +87,7 @@ def event_value(value: Any, variation_id: str | None, long_value_length: int) ->
     if isinstance(value, str) and len(value) > long_value_length:
         if variation_id:
             return variation_id
-        return value[:long_value_length] + messages._TRUNCATION_MARK
+        return value[:long_value_length] + messages.TRUNCATION_MARK
     return value
 
 

@@ -25,7 +25,7 @@ LIBRARY = {"name": "configcat_segment", "version": __version__}
 
 # Text properties that may be cut, longest first, when a message must shrink to fit.
 _CUTTABLE_TEXT = ("details", "change_notes", "value", "url")
-_TRUNCATION_MARK = "… [truncated]"
+TRUNCATION_MARK = "… [truncated]"
 
 
 class MessageTooLarge(ValueError):
@@ -248,10 +248,10 @@ def _cut_text(properties: dict[str, Any], message: dict[str, Any], limit: int) -
         low, high = 0, len(text)
         while low < high:
             middle = (low + high + 1) // 2
-            properties[key] = text[:middle] + _TRUNCATION_MARK
+            properties[key] = text[:middle] + TRUNCATION_MARK
             if encoded_size(message) <= limit:
                 low = middle
             else:
                 high = middle - 1
-        properties[key] = text[:low] + _TRUNCATION_MARK
+        properties[key] = text[:low] + TRUNCATION_MARK
     return encoded_size(message) <= limit
