@@ -27,6 +27,17 @@ REDACTED_DISPLAYS = {name: f"{name}_redacted" for name in SECRET_FIELDS}
 
 
 STATUS = _("Status")
+# Kept by the buttons and the dispatcher, shown read-only.
+STATUS_FIELDS = [
+    "id",
+    "connected",
+    "connected_at",
+    "connected_by",
+    "disconnected_at",
+    "disconnected_by",
+    "unhealthy_since",
+    "unhealthy_reason",
+]
 FIELDSETS: list[tuple[Any, list[str]]] = [
     (None, ["name", "write_key", "region", "custom_endpoint"]),
     (
@@ -41,19 +52,7 @@ FIELDSETS: list[tuple[Any, list[str]]] = [
         ],
     ),
     (_("What it forwards"), ["forward_changes", "forward_evaluations"]),
-    (
-        STATUS,
-        [
-            "id",
-            "connected",
-            "connected_at",
-            "connected_by",
-            "disconnected_at",
-            "disconnected_by",
-            "unhealthy_since",
-            "unhealthy_reason",
-        ],
-    ),
+    (STATUS, STATUS_FIELDS),
 ]
 
 
@@ -72,16 +71,7 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     list_filter = ["connected", "region", "forward_changes", "forward_evaluations"]
     search_fields = ["name", "product_id", "product_name"]
     actions = ["connect_selected", "disconnect_selected"]
-    readonly_fields = [
-        "id",
-        "connected",
-        "connected_at",
-        "connected_by",
-        "disconnected_at",
-        "disconnected_by",
-        "unhealthy_since",
-        "unhealthy_reason",
-    ]
+    readonly_fields = STATUS_FIELDS
 
     @admin.display(description=_("region"), ordering="region")
     def region_display(self, obj: SegmentConnection) -> str:
