@@ -180,6 +180,25 @@ def check_client_options(app_configs: Any = None, **kwargs: Any) -> list[checks.
     return []
 
 
+def check_lease(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        settings = get_settings()
+    except ImproperlyConfigured:  # E003 reports it
+        return []
+    if settings.LEASE_SECONDS > settings.HTTP_TIMEOUT_SECONDS + 1:
+        return []
+    return [
+        checks.Warning(
+            f"LEASE_SECONDS ({settings.LEASE_SECONDS}) is not longer than "
+            f"HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS:g}) plus a second: a "
+            "request to Segment may outlast the claim on its events, and another worker "
+            "send them again.",
+            hint="Make LEASE_SECONDS several times HTTP_TIMEOUT_SECONDS (defaults: 120 and 15).",
+            id="configcat_segment.W005",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(check_settings)
     checks.register(check_rest_framework)
@@ -190,3 +209,4 @@ def register() -> None:
     checks.register(check_client_options)
     checks.register(check_unsigned_webhooks, checks.Tags.security)
     checks.register(check_celery)
+    checks.register(check_lease)

@@ -19,7 +19,8 @@ WEBHOOK_BODY_TEMPLATE: Final = (
 
 # Segment's Tracking API limits.
 SEGMENT_MAX_MESSAGE_BYTES: Final = 32 * 1024
-SEGMENT_MAX_BATCH_BYTES: Final = 500 * 1024
+# "500 KB" read the strict way, as 500,000 bytes: 500 KiB would be 12,000 bytes over it.
+SEGMENT_MAX_BATCH_BYTES: Final = 500_000
 SEGMENT_MAX_BATCH_MESSAGES: Final = 2500
 SEGMENT_MAX_MESSAGE_ID_LENGTH: Final = 100
 

@@ -5,16 +5,26 @@ One call of :meth:`Dispatcher.deliver` is one round for one connection:
 1. **Claim** up to ``BATCH_SIZE`` due events in a short transaction (``SELECT … FOR UPDATE
    SKIP LOCKED`` where the database has it; SQLite serialises writers instead). Claiming
    counts an attempt and moves ``next_attempt_at`` to the end of a lease: a worker that
-   dies holding events loses them to the next worker once the lease runs out.
+   dies holding events loses them to the next worker once the lease runs out. An event
+   claimed more than ``MAX_ATTEMPTS`` times goes ``dead`` instead of being sent again, so
+   a message that keeps killing its worker cannot loop forever.
 2. **Send** them outside any transaction, in as few ``/v1/batch`` requests as Segment's
-   limits allow. A request Segment refuses (400) is split in halves until the refused
-   messages stand alone; the rest are delivered.
-3. **Settle** the outcome in one transaction, one ``UPDATE`` per outcome. Each ``UPDATE``
-   matches only rows still carrying this round's lease, so a worker whose lease expired
-   (and whose events someone else claimed since) changes nothing.
+   limits allow, and **settle** each request's outcome as soon as it is known, in its own
+   short transaction. Settling matches only rows still carrying this round's lease, so a
+   worker whose lease expired (and whose events someone else claimed since) changes
+   nothing. No request starts unless it can finish (``HTTP_TIMEOUT_SECONDS``) before the
+   lease runs out; what is left then goes back to the queue, attempts untouched.
+3. A request Segment refuses (400) is split in halves until the refused messages stand
+   alone (at most ``MAX_SPLIT_REQUESTS`` extra requests per round); they go ``dead`` if
+   anything else got through in the round. If nothing did, Segment refuses the request
+   rather than the messages (a proxy, say): they are retried with backoff instead, and the
+   connection is marked unhealthy when more than one was refused.
+4. When Segment is unavailable (5xx, 429, no answer) or refuses the connection (401,
+   403, …), the connection's ``delivery_paused_until`` is set: no request is made for it
+   before then, however many events are written meanwhile.
 
 Signals (``event_delivered`` per request Segment accepted, ``event_dead`` per group) are
-sent after the settling transaction commits.
+sent robustly after the settling transaction commits.
 """
 
 from __future__ import annotations
@@ -24,13 +34,13 @@ import datetime as dt
 import logging
 import random
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from django.db import connections, router, transaction
-from django.db.models import F, Max, Min
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -53,10 +63,12 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 
-WAITING = (Event.Status.PENDING, Event.Status.FAILED)
 OVERSIZED_ERROR = (
     "Over Segment's limit of 32 KB per message (or 500 KB per request); it was never sent."
 )
+# Finding k refused messages among n takes about 2·k·log2(n / k) requests: 64 find a few
+# among thousands, and bound what a gateway refusing everything costs per round.
+MAX_SPLIT_REQUESTS = 64
 
 
 class Sender(Protocol):
@@ -81,9 +93,10 @@ class Report:
     retrying: int = 0  # failed, will be tried again
     dead: int = 0
     waiting: int = 0  # held back because the connection is unhealthy
+    released: int = 0  # claimed but not sent: back in the queue, attempts untouched
     lost: int = 0  # settled too late: another worker had claimed them since
     requests: int = 0
-    more: bool = False  # a full batch was claimed: more may be due
+    more: bool = False  # more may be due for this connection now
 
     def add(self, other: Report) -> None:
         for f in fields(self):
@@ -105,26 +118,31 @@ class Claimed:
 
 
 @dataclass
-class _Result:
-    """Events that shared one outcome."""
+class _Signals:
+    """What ``event_delivered`` and ``event_dead`` will carry once a settlement commits."""
 
-    events: list[Claimed]
-    verdict: Verdict
-    error: str = ""
-    retry_after: float | None = None
+    delivered: list[list[Event]] = field(default_factory=list)
+    dead: list[Event] = field(default_factory=list)
+
+    def send(self) -> None:
+        for events in self.delivered:
+            event_delivered.send_robust(sender=Event, events=events)
+        if self.dead:
+            event_dead.send_robust(sender=Event, events=self.dead)
 
 
 @dataclass
-class _Settling:
-    """Settling one round: its connection, time and lease, what it did, and what the
-    signals will carry once the transaction commits."""
+class _Round:
+    """One round for one connection: its time and lease, and what it did so far."""
 
     connection: SegmentConnection
     now: dt.datetime
     lease_until: dt.datetime
+    send_until: dt.datetime  # no request starts later: it could outlast the lease
     report: Report = field(default_factory=Report)
-    delivered: list[list[Event]] = field(default_factory=list)
-    dead: list[Event] = field(default_factory=list)
+    refused: list[Claimed] = field(default_factory=list)  # alone, and refused (400)
+    refused_error: str = ""
+    signals: _Signals = field(default_factory=_Signals)
 
 
 class Dispatcher:
@@ -151,36 +169,54 @@ class Dispatcher:
     # -- public --------------------------------------------------------------------------
 
     def due_connections(self) -> list[uuid.UUID]:
-        """Connections that have events due now."""
-        due = Event.objects.using(self.db).due(self.clock()).order_by()
-        return list(due.values_list("connection_id", flat=True).distinct())
+        """Connections that have events due now and whose delivery is not paused.
+
+        One probe of the due index per connection, however long the backlog is.
+        """
+        now = self.clock()
+        due = Event.objects.using(self.db).due(now).filter(connection=OuterRef("pk"))
+        ready = SegmentConnection.objects.using(self.db).filter(
+            Q(delivery_paused_until__isnull=True) | Q(delivery_paused_until__lte=now),
+            Exists(due),
+        )
+        return list(ready.order_by().values_list("pk", flat=True))
 
     def deliver(self, connection_id: uuid.UUID) -> Report:
-        """One round for one connection: claim, send, settle."""
+        """One round for one connection: claim, then send and settle request by request."""
         connection = SegmentConnection.objects.using(self.db).filter(pk=connection_id).first()
-        if connection is None:
-            return Report()
         now = self.clock()
-        if not connection.is_healthy and (held := self._wait_for_probe(connection, now)):
-            return Report(waiting=held)
-        lease_until = now + dt.timedelta(seconds=self.settings.LEASE_SECONDS)
+        if connection is None or connection.is_paused(now):
+            return Report()
+        s = self.settings
+        lease_until = now + dt.timedelta(seconds=s.LEASE_SECONDS)
+        send_until = lease_until - dt.timedelta(seconds=s.HTTP_TIMEOUT_SECONDS + 1)
         events = self._claim(connection, now, lease_until)
         if not events:
             return Report()
-        results, requests = self._send_all(connection, events, now)
-        report = self._settle(connection, results, now, lease_until)
-        report.claimed, report.requests = len(events), requests
-        report.more = len(events) >= self.settings.BATCH_SIZE
-        return report
+        rnd = _Round(connection, now, lease_until, send_until)
+        rnd.report.claimed = len(events)
+        sendable = [e for e in events if e.attempts <= s.MAX_ATTEMPTS]
+        if len(sendable) < len(events):
+            with self._settling(rnd):
+                self._dead(
+                    rnd,
+                    [e for e in events if e.attempts > s.MAX_ATTEMPTS],
+                    f"Claimed more than {s.MAX_ATTEMPTS} times without an outcome: "
+                    "whatever was sending it stopped (crashed, was killed, or outlasted "
+                    "LEASE_SECONDS) every time",
+                )
+        self._send_all(rnd, sendable)
+        rnd.report.more = len(events) >= s.BATCH_SIZE or rnd.report.released > 0
+        return rnd.report
 
     def deliver_due(self) -> Report:
         """Deliver everything due now, connection after connection, until nothing is."""
         total = Report()
         while connection_ids := self.due_connections():
-            before = total.claimed + total.waiting
+            before = total.claimed
             for connection_id in connection_ids:
                 total.add(self.deliver(connection_id))
-            if total.claimed + total.waiting == before:  # due, yet claimed by others
+            if total.claimed == before:  # due, yet claimed by others
                 break
         return total
 
@@ -228,62 +264,24 @@ class Dispatcher:
             Claimed(pk, payload, attempts + 1, queued) for pk, payload, attempts, queued in rows
         ]
 
-    def _wait_for_probe(self, connection: SegmentConnection, now: dt.datetime) -> int:
-        """Hold new events of an unhealthy connection until its next probe, if one is set.
-
-        The time of the next probe lives on the events that wait for it (their
-        ``next_attempt_at``), so events written meanwhile join them instead of probing.
-        Returns how many events were held back; 0 means: probe now.
-        """
-        probe_at = (
-            Event.objects.using(self.db)
-            .filter(connection=connection, status__in=WAITING, next_attempt_at__gt=now)
-            .aggregate(at=Min("next_attempt_at"))["at"]
-        )
-        if probe_at is None:
-            return 0
-        due = Event.objects.using(self.db).due(now).filter(connection=connection)
-        return due.update(next_attempt_at=probe_at) or 0
-
     # -- send ----------------------------------------------------------------------------
 
-    def _send_all(
-        self, connection: SegmentConnection, events: list[Claimed], now: dt.datetime
-    ) -> tuple[list[_Result], int]:
-        """Send ``events`` in as few requests as the limits allow; the outcome of each."""
-        sent_at = isoformat(now)
+    def _send_all(self, rnd: _Round, events: list[Claimed]) -> None:
+        """Send ``events`` in as few requests as the limits allow, settling each outcome."""
+        connection = rnd.connection
+        sent_at = isoformat(rnd.now)
         plan = plan_batches(
             events, lambda e: e.payload, sent_at=sent_at, write_key=connection.write_key
         )
-        results = [_Result(plan.oversized, Verdict.REJECTED, OVERSIZED_ERROR)]
-        requests = 0
-        stopped: _Result | None = None
-        for batch in plan.batches:
-            if stopped:  # the endpoint is down or refuses us: the rest shares that outcome
-                stopped.events += batch
-                continue
-            batch_results, sent, stopped = self._send_bisecting(connection, batch, sent_at, now)
-            results += batch_results
-            requests += sent
-        return results, requests
-
-    def _send_bisecting(
-        self,
-        connection: SegmentConnection,
-        batch: list[Claimed],
-        sent_at: str,
-        now: dt.datetime,
-    ) -> tuple[list[_Result], int, _Result | None]:
-        """Send one request; when Segment refuses it, split it until the culprits are alone.
-
-        Returns the results, how many requests were made, and the result that stopped
-        sending (a retryable error or an unhealthy connection), if one did.
-        """
-        results: list[_Result] = []
-        groups = [batch]
-        requests = 0
-        while groups:
-            group = groups.pop()
+        if plan.oversized:
+            with self._settling(rnd):
+                self._dead(rnd, plan.oversized, OVERSIZED_ERROR)
+        groups = deque(plan.batches)
+        max_requests = len(plan.batches) + MAX_SPLIT_REQUESTS
+        while groups and rnd.report.requests < max_requests:
+            if rnd.report.requests and self.clock() >= rnd.send_until:
+                break  # the lease would run out mid-request
+            group = groups.popleft()
             answer = self.send(
                 [e.payload for e in group],
                 endpoint=connection.endpoint,
@@ -292,57 +290,55 @@ class Dispatcher:
                 gzip=self.settings.GZIP,
                 timeout=self.settings.HTTP_TIMEOUT_SECONDS,
             )
-            requests += 1
+            rnd.report.requests += 1
             verdict = classify(answer.status)
-            if verdict is Verdict.REJECTED and len(group) > 1:
-                middle = len(group) // 2
-                groups += [group[middle:], group[:middle]]
+            if verdict is Verdict.REJECTED:
+                if len(group) > 1:
+                    middle = len(group) // 2
+                    groups.extendleft([group[middle:], group[:middle]])
+                else:
+                    rnd.refused += group
+                    rnd.refused_error = answer.error
                 continue
-            retry_after = parse_retry_after(answer.retry_after, now)
-            result = _Result(group, verdict, answer.error, retry_after)
-            results.append(result)
-            if verdict in (Verdict.RETRY, Verdict.UNHEALTHY):
-                result.events = [e for g in [group, *reversed(groups)] for e in g]
-                return results, requests, result
-        return results, requests, None
+            with self._settling(rnd):
+                if verdict is Verdict.DELIVERED:
+                    self._delivered(rnd, group)
+                    continue
+                # Segment is unavailable or refuses the connection: stop, and let the
+                # messages it refused this round share that fate rather than die for it.
+                group += rnd.refused
+                rnd.refused = []
+                if verdict is Verdict.RETRY:
+                    self._retry(rnd, group, answer.error, answer.retry_after)
+                else:
+                    self._unhealthy(rnd, group, answer.error)
+            break
+        with self._settling(rnd):
+            if rnd.refused:
+                self._refused(rnd)
+            if groups:
+                self._release(rnd, [e for group in groups for e in group])
 
     # -- settle --------------------------------------------------------------------------
 
-    def _settle(
-        self,
-        connection: SegmentConnection,
-        results: Iterable[_Result],
-        now: dt.datetime,
-        lease_until: dt.datetime,
-    ) -> Report:
-        settling = _Settling(connection, now, lease_until)
+    @contextlib.contextmanager
+    def _settling(self, rnd: _Round) -> Iterator[None]:
+        """A transaction settling outcomes; their signals are sent once it commits."""
+        rnd.signals = _Signals()
         with self._transaction():
-            for result in results:
-                if not result.events:
-                    continue
-                if result.verdict is Verdict.DELIVERED:
-                    self._delivered(settling, result)
-                elif result.verdict is Verdict.REJECTED:
-                    self._dead(settling, result.events, result.error)
-                elif result.verdict is Verdict.RETRY:
-                    self._retry(settling, result)
-                else:
-                    self._unhealthy(settling, result)
-            if settling.report.delivered and not connection.is_healthy:
-                connection.mark_healthy()
-                logger.info("configcat_segment: %s is healthy again", connection)
-            self._signal_after_commit(settling)
-        return settling.report
+            yield
+            if rnd.signals.delivered or rnd.signals.dead:
+                transaction.on_commit(rnd.signals.send, using=self.db)
 
-    def _update(self, settling: _Settling, events: Sequence[Claimed], **values: Any) -> int:
+    def _update(self, rnd: _Round, events: Sequence[Claimed], **values: Any) -> int:
         """Update events that still carry this round's lease; count the ones that do not."""
         count: int = (
             Event.objects.using(self.db)
-            .filter(pk__in=[e.pk for e in events], next_attempt_at=settling.lease_until)
+            .filter(pk__in=[e.pk for e in events], next_attempt_at=rnd.lease_until)
             .update(**values)
         )
         if count < len(events):
-            settling.report.lost += len(events) - count
+            rnd.report.lost += len(events) - count
             logger.warning(
                 "configcat_segment: %d events were claimed by another worker after this "
                 "one's lease ran out; their outcome here is discarded",
@@ -351,65 +347,89 @@ class Dispatcher:
         return count
 
     def _mark(
-        self, settling: _Settling, events: Sequence[Claimed], signal: Signal, **values: Any
+        self, rnd: _Round, events: Sequence[Claimed], signal: Signal, **values: Any
     ) -> tuple[int, list[Event]]:
         """Settle events as ``values``: how many were still ours, and for ``signal``'s
         receivers (if it has any) those rows, whole, as settled (one query)."""
-        count = self._update(settling, events, **values)
+        count = self._update(rnd, events, **values)
         if not count or not signal.has_listeners(Event):
             return count, []
         rows = Event.objects.using(self.db).filter(pk__in=[e.pk for e in events], **values)
         return count, list(rows.order_by("pk"))
 
-    def _delivered(self, settling: _Settling, result: _Result) -> None:
+    def _delivered(self, rnd: _Round, events: Sequence[Claimed]) -> None:
         count, rows = self._mark(
-            settling,
-            result.events,
+            rnd,
+            events,
             event_delivered,
             status=Event.Status.DELIVERED,
-            delivered_at=settling.now,
+            delivered_at=rnd.now,
             last_error="",
         )
-        settling.report.delivered += count
+        rnd.report.delivered += count
         if rows:
-            settling.delivered.append(rows)
+            rnd.signals.delivered.append(rows)
+        if count and not rnd.connection.is_healthy:
+            rnd.connection.mark_healthy()
+            logger.info("configcat_segment: %s is healthy again", rnd.connection)
 
-    def _dead(self, settling: _Settling, events: Sequence[Claimed], error: str) -> None:
+    def _dead(self, rnd: _Round, events: Sequence[Claimed], error: str) -> None:
         count, rows = self._mark(
-            settling, events, event_dead, status=Event.Status.DEAD, last_error=error
+            rnd, events, event_dead, status=Event.Status.DEAD, last_error=error
         )
-        settling.report.dead += count
-        settling.dead += rows
+        rnd.report.dead += count
+        rnd.signals.dead += rows
         logger.warning("configcat_segment: %d events are dead: %s", count, error)
 
-    def _retry(self, settling: _Settling, result: _Result) -> None:
-        """Segment is unavailable: retry later, the connection's whole backlog together.
+    def _refused(self, rnd: _Round) -> None:
+        """Messages Segment refused even alone: dead, unless it refused everything.
+
+        When nothing got through in the round, the refusal may be of the request rather
+        than of these messages (a gateway answering 400 to everything): they are retried
+        with backoff instead, and die only as any retried event does.
+        """
+        refused, error = rnd.refused, rnd.refused_error
+        rnd.refused = []
+        if rnd.report.delivered:
+            self._dead(rnd, refused, error)
+            return
+        if len(refused) > 1:
+            error = f"Segment refused every message it was sent, even one at a time: {error}"
+            if rnd.connection.is_healthy:
+                logger.error("configcat_segment: %s is unhealthy: %s", rnd.connection, error)
+            rnd.connection.mark_unhealthy(error)
+        self._retry(rnd, refused, error, retry_after=None)
+
+    def _retry(
+        self, rnd: _Round, events: Sequence[Claimed], error: str, retry_after: str | None
+    ) -> None:
+        """Segment is unavailable: pause the connection, retry these events after it.
 
         The wait grows with the connection's failure streak (the most attempts any of its
         failed events has had), not with each event's own count, so the backlog stays one
         group that retries with one request per backoff step.
         """
         s = self.settings
-        give_up: dict[str, list[Claimed]] = defaultdict(list)
+        give_up: dict[str, list[Claimed]] = {}
         retrying: list[Claimed] = []
-        for event in result.events:
+        for event in events:
             reason = give_up_reason(
                 attempts=event.attempts,
                 queued_at=event.queued_at,
-                now=settling.now,
+                now=rnd.now,
                 max_attempts=s.MAX_ATTEMPTS,
                 max_age_seconds=s.MAX_AGE_SECONDS,
             )
             if reason:
-                give_up[f"{reason}. Last error: {result.error}"].append(event)
+                give_up.setdefault(f"{reason}. Last error: {error}", []).append(event)
             else:
                 retrying.append(event)
-        for error, events in give_up.items():
-            self._dead(settling, events, error)
+        for reason, dying in give_up.items():
+            self._dead(rnd, dying, reason)
         if not retrying:
             return
         failed = Event.objects.using(self.db).filter(
-            connection=settling.connection, status=Event.Status.FAILED
+            connection=rnd.connection, status=Event.Status.FAILED
         )
         streak = max(
             max(e.attempts for e in retrying),
@@ -420,30 +440,30 @@ class Dispatcher:
             base=s.RETRY_BASE_SECONDS,
             cap=s.RETRY_MAX_SECONDS,
             random=self.random,
-            retry_after=result.retry_after,
+            retry_after=parse_retry_after(retry_after, rnd.now),
         )
-        retry_at = settling.now + dt.timedelta(seconds=delay)
-        settling.report.retrying += self._update(
-            settling,
+        retry_at = rnd.now + dt.timedelta(seconds=delay)
+        rnd.report.retrying += self._update(
+            rnd,
             retrying,
             status=Event.Status.FAILED,
             next_attempt_at=retry_at,
-            last_error=result.error,
+            last_error=error,
         )
-        self._hold_backlog(settling, retry_at)
+        self._pause(rnd, retry_at)
         logger.warning(
             "configcat_segment: %d events will be retried in %.0f s: %s",
             len(retrying),
             delay,
-            result.error,
+            error,
         )
 
-    def _unhealthy(self, settling: _Settling, result: _Result) -> None:
+    def _unhealthy(self, rnd: _Round, events: Sequence[Claimed], error: str) -> None:
         """The connection, not the events, is at fault: they wait, attempts untouched."""
-        connection, now = settling.connection, settling.now
+        connection, now = rnd.connection, rnd.now
         if connection.is_healthy:
-            logger.error("configcat_segment: %s is unhealthy: %s", connection, result.error)
-        connection.mark_unhealthy(result.error)
+            logger.error("configcat_segment: %s is unhealthy: %s", connection, error)
+        connection.mark_unhealthy(error)
         since = connection.unhealthy_since or now
         delay = probe_seconds(
             max(0.0, (now - since).total_seconds()),
@@ -452,32 +472,27 @@ class Dispatcher:
             random=self.random,
         )
         probe_at = now + dt.timedelta(seconds=delay)
-        settling.report.waiting += self._update(
-            settling,
-            result.events,
+        rnd.report.waiting += self._update(
+            rnd,
+            events,
             status=Event.Status.FAILED,
             attempts=F("attempts") - 1,
             next_attempt_at=probe_at,
-            last_error=result.error,
+            last_error=error,
         )
-        self._hold_backlog(settling, probe_at)
+        self._pause(rnd, probe_at)
 
-    def _hold_backlog(self, settling: _Settling, until: dt.datetime) -> None:
-        """Make the connection's other due events wait too (not claimed: attempts untouched).
+    def _release(self, rnd: _Round, events: Sequence[Claimed]) -> None:
+        """Claimed but not sent: back in the queue as they were, due now (or when the
+        connection's pause ends)."""
+        rnd.report.released += self._update(
+            rnd, events, attempts=F("attempts") - 1, next_attempt_at=self.clock()
+        )
 
-        While Segment is down, rate-limits us or refuses the connection, sending the rest of
-        the backlog would only add failures: it waits behind the events that failed, so an
-        outage costs one request per backoff step rather than one per batch.
-        """
-        due = Event.objects.using(self.db).due(settling.now).filter(connection=settling.connection)
-        due.update(next_attempt_at=until)
-
-    def _signal_after_commit(self, settling: _Settling) -> None:
-        def send() -> None:
-            for events in settling.delivered:
-                event_delivered.send(sender=Event, events=events)
-            if settling.dead:
-                event_dead.send(sender=Event, events=settling.dead)
-
-        if settling.delivered or settling.dead:
-            transaction.on_commit(send, using=self.db)
+    def _pause(self, rnd: _Round, until: dt.datetime) -> None:
+        """No request for this connection before ``until``: while Segment is down, rate
+        limits us or refuses the connection, more requests would only add failures."""
+        SegmentConnection.objects.using(self.db).filter(pk=rnd.connection.pk).update(
+            delivery_paused_until=until
+        )
+        rnd.connection.delivery_paused_until = until

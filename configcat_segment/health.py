@@ -4,16 +4,19 @@ The dispatcher marks a connection unhealthy when Segment refuses its write key (
 or its endpoint is not a Tracking API; its events then wait for probes spaced out with
 backoff. Whoever fixes the write key, region or endpoint (in the admin, a command or
 code calling ``save()``) should not have to wait for the next probe: saving a change to
-any of them resets the health and makes the connection's waiting events due at once.
+any of them resets the health, lifts the pause on its delivery and makes its waiting
+events due at once, waking whatever delivers them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
+from . import outbox
 from .models import Event, SegmentConnection
 
 CREDENTIAL_FIELDS = ("write_key", "region", "custom_endpoint")
@@ -21,13 +24,21 @@ _CHANGED = "_configcat_segment_credentials_changed"
 
 
 def release(connection: SegmentConnection) -> int:
-    """Mark ``connection`` healthy and make its waiting events due now. Returns how many."""
+    """Mark ``connection`` healthy, unpause it and make its waiting events due now.
+
+    Returns how many events became due; the deliverers are woken once the transaction
+    commits.
+    """
     connection.refresh_from_db(fields=["unhealthy_since", "unhealthy_reason"])
     connection.mark_healthy()
+    SegmentConnection.objects.filter(pk=connection.pk).update(delivery_paused_until=None)
+    connection.delivery_paused_until = None
     waiting = Event.objects.filter(
         connection=connection, status__in=[Event.Status.PENDING, Event.Status.FAILED]
     )
     count: int = waiting.update(next_attempt_at=timezone.now())
+    if count:
+        transaction.on_commit(outbox.notify)
     return count
 
 

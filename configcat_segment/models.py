@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import uuid
 from typing import Any
@@ -114,6 +115,11 @@ class SegmentConnection(models.Model):
     # Set when Segment refuses the write key (401/403); events wait until it is fixed.
     unhealthy_since = models.DateTimeField(_("unhealthy since"), null=True, blank=True)
     unhealthy_reason = models.TextField(_("unhealthy because"), blank=True)
+    # Set when Segment is unavailable (5xx, 429, no answer) or refuses the connection: no
+    # request is made for it before then, whatever events are written meanwhile.
+    delivery_paused_until = models.DateTimeField(
+        _("delivery paused until"), null=True, blank=True, editable=False
+    )
 
     # Secret salt for deterministic Segment messageIds: Segment dedupes messageIds across
     # all workspaces, so ids derived from public data alone could collide with strangers'.
@@ -176,6 +182,10 @@ class SegmentConnection(models.Model):
     @property
     def is_healthy(self) -> bool:
         return self.unhealthy_since is None
+
+    def is_paused(self, now: dt.datetime) -> bool:
+        """Whether delivery waits (backoff, ``Retry-After`` or a probe) at ``now``."""
+        return self.delivery_paused_until is not None and self.delivery_paused_until > now
 
     @property
     def webhook_path(self) -> str | None:
@@ -326,11 +336,12 @@ class Event(models.Model):
         verbose_name_plural = _("events")
         ordering = ["-id"]
         indexes = [
-            # The dispatcher's claim query; partial, so it stays small as delivered rows pile up.
+            # The dispatcher's claim query and its "which connections have due events";
+            # partial, so it stays small as delivered rows pile up.
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["connection", "next_attempt_at"],
                 condition=Q(status__in=["pending", "failed"]),
-                name="cs_event_due",
+                name="cs_event_conn_due",
             ),
             # The event log: newest first, overall and by each filter.
             models.Index(fields=["connection", "-id"], name="cs_event_conn_newest"),

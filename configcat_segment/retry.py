@@ -15,8 +15,10 @@ Every answer falls in one of four cases:
     message that is refused goes ``dead`` with Segment's answer.
 ``UNHEALTHY``
     Nothing is wrong with the messages, everything with the connection: 401 and 403 (the
-    write key), and answers that mean the endpoint is not a Tracking API at all (a redirect
-    that was not followed, 404, 405, 410, 501, 505, 511). Marking events dead for these
+    write key), answers that mean the endpoint is not a Tracking API at all (a redirect
+    that was not followed, 404, 405, 410, 501, 505, 511), and refusals of the request
+    rather than its content (406, 407, 411, 415, 417, 426, 431: a proxy or gateway in
+    the way, never Segment's verdict on a message). Marking events dead for these
     would throw them away over a typo in a setting, and retrying them one by one would
     only burn their attempts. So the connection is marked unhealthy, its events wait
     (attempts untouched), and the endpoint is probed with backoff until someone fixes it.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
@@ -42,7 +45,8 @@ class Verdict(enum.Enum):
 
 
 _RETRY_4XX = frozenset({408, 429, 460})
-_UNHEALTHY = frozenset({401, 403, 404, 405, 410, 501, 505, 511})
+_UNHEALTHY = frozenset({401, 403, 404, 405, 406, 407, 410, 411, 415, 417, 426, 431, 501, 505, 511})
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 def classify(status: int | None) -> Verdict:
@@ -66,7 +70,7 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if _DELAY_SECONDS.fullmatch(text):  # not str.isdigit(): that takes "²" too
         return float(text)
     try:
         moment = parsedate_to_datetime(text)

@@ -42,6 +42,7 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
             "healthy",
             "unhealthy_since",
             "unhealthy_reason",
+            "delivery_paused_until",
         ]
         read_only_fields = fields
 

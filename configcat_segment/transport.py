@@ -7,6 +7,7 @@ Basic auth with the write key, its user agent, gzip), and turns whatever happens
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -70,7 +71,10 @@ def after_fork() -> None:
 
 def _clean(text: str, write_key: str) -> str:
     if write_key:
-        text = text.replace(write_key, redact(write_key))
+        # The key as given, and as the Authorization header carries it (Basic "key:").
+        basic = base64.b64encode(f"{write_key}:".encode()).decode()
+        for secret in (write_key, basic, basic.rstrip("=")):
+            text = text.replace(secret, redact(write_key))
     text = " ".join(text.split())
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 1] + "…"
 

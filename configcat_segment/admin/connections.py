@@ -37,6 +37,7 @@ STATUS_FIELDS = [
     "disconnected_by",
     "unhealthy_since",
     "unhealthy_reason",
+    "delivery_paused_until",
 ]
 FIELDSETS: list[tuple[Any, list[str]]] = [
     (None, ["name", "write_key", "region", "custom_endpoint"]),

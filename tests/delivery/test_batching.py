@@ -54,8 +54,8 @@ def test_requests_are_filled_to_the_byte_and_not_one_over(request_bytes_slack):
 def test_segment_limits_by_default_500_kb_and_2500_messages():
     big = [message(n, size=30_000) for n in range(40)]  # 1.2 MB in all
     result = plan(big)
-    assert [len(b) for b in result.batches] == [17, 17, 6]
-    assert all(body_bytes(b) <= 500 * 1024 for b in result.batches)
+    assert [len(b) for b in result.batches] == [16, 16, 8]
+    assert all(body_bytes(b) <= 500_000 for b in result.batches)
     small = [message(n, size=100) for n in range(6000)]
     assert [len(b) for b in plan(small).batches] == [2500, 2500, 1000]
 

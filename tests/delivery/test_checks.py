@@ -23,3 +23,15 @@ def test_e005_celery_chosen_but_not_installed(monkeypatch):
 @override_settings(CONFIGCAT_SEGMENT={"DELIVERY": "thread"})
 def test_no_e005_for_other_runners():
     assert checks.check_celery() == []
+
+
+@override_settings(CONFIGCAT_SEGMENT={"LEASE_SECONDS": 16, "HTTP_TIMEOUT_SECONDS": 15})
+def test_w005_a_lease_no_longer_than_a_request():
+    [message] = checks.check_lease()
+    assert message.id == "configcat_segment.W005"
+    assert message.msg.startswith("LEASE_SECONDS (16) is not longer than HTTP_TIMEOUT_SECONDS (15)")
+
+
+@override_settings(CONFIGCAT_SEGMENT={"LEASE_SECONDS": 17, "HTTP_TIMEOUT_SECONDS": 15})
+def test_no_w005_for_a_lease_that_outlasts_a_request():
+    assert checks.check_lease() == []

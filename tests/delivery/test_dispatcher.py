@@ -114,7 +114,7 @@ def test_a_claim_is_split_into_requests_within_segment_s_limits(
     assert report.delivered == 2630
     assert all(r.status == 200 for r in segment_server.requests)  # the server enforces limits
     assert all(len(r.message_ids) <= 2500 for r in segment_server.requests)
-    assert all(r.body_bytes <= 500 * 1024 for r in segment_server.requests)
+    assert all(r.body_bytes <= 500_000 for r in segment_server.requests)
     assert len(segment_server.requests) == report.requests == 4  # 17 + 13 big, then 2500 + 100
 
 
@@ -189,7 +189,7 @@ def test_retry_after_is_honoured(segment_server, connect_to, dispatcher, clock):
     assert event.status == "failed"
 
 
-def test_when_one_request_fails_the_rest_of_the_round_waits_too(
+def test_when_one_request_fails_the_rest_of_the_round_waits_untried(
     segment_server, connect_to, dispatcher, clock
 ):
     connection = connect_to(segment_server)
@@ -201,7 +201,17 @@ def test_when_one_request_fails_the_rest_of_the_round_waits_too(
     )
     segment_server.fail(503)
     report = dispatcher.deliver(connection.pk)
-    assert (report.requests, report.retrying) == (1, 20)  # the second request was not sent
+    assert report.requests == 1  # the second request was not sent
+    assert report.retrying + report.released == 20
+    assert report.released > 0
+    untried = Event.objects.filter(attempts=0)
+    assert untried.count() == report.released
+    assert set(untried.values_list("status", "last_error")) == {("pending", "")}
+    connection.refresh_from_db()
+    assert connection.delivery_paused_until == clock() + dt.timedelta(seconds=2)
+    assert dispatcher.deliver_due().requests == 0  # paused: due, yet not sent
+    clock.advance(2)
+    assert dispatcher.deliver_due().delivered == 20
 
 
 def test_no_answer_means_retry(connect_to, make_connection, dispatcher):
@@ -365,10 +375,17 @@ def test_while_segment_fails_the_connection_s_backlog_waits_behind_the_failed_ba
     report = dispatcher.deliver_due()
     assert (report.requests, report.retrying) == (1, 5)
     retry_at = clock() + dt.timedelta(seconds=30)
-    assert set(Event.objects.values_list("next_attempt_at", flat=True)) == {retry_at}
+    connection.refresh_from_db()
+    assert connection.delivery_paused_until == retry_at
+    assert set(Event.objects.filter(attempts=1).values_list("next_attempt_at", flat=True)) == {
+        retry_at
+    }
     assert sorted(Event.objects.values_list("attempts", flat=True)) == [0] * 7 + [1] * 5
+    enqueue(connection, range(100, 103))  # written during the wait: they wait too
+    clock.advance(29)
+    assert dispatcher.deliver_due().requests == 0
     clock.move_to(retry_at)
-    assert dispatcher.deliver_due().delivered == 12
+    assert dispatcher.deliver_due().delivered == 15
 
 
 def test_a_message_shrunk_when_written_is_delivered_within_segment_s_limit(

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from configcat_segment import outbox
 from configcat_segment.dispatcher import Dispatcher
 from configcat_segment.models import Event, SegmentConnection
 
@@ -47,11 +48,14 @@ def test_events_written_meanwhile_join_the_wait_instead_of_probing(
 ):
     requests = len(segment_server.requests)
     enqueue(refused, range(10, 15))
-    report = dispatcher.deliver_due()
-    assert (report.waiting, report.claimed) == (5, 0)
+    assert dispatcher.due_connections() == []  # paused until the probe
+    assert dispatcher.deliver(refused.pk).claimed == 0
     assert len(segment_server.requests) == requests  # no request was made
     probe_at = clock() + dt.timedelta(seconds=2)
-    assert set(Event.objects.values_list("next_attempt_at", flat=True)) == {probe_at}
+    assert refused.delivery_paused_until == probe_at
+    clock.move_to(probe_at)
+    report = dispatcher.deliver_due()
+    assert (report.claimed, report.requests, report.waiting) == (8, 1, 8)  # one probe for all
 
 
 def test_probes_are_spaced_out_and_never_burn_attempts(refused, segment_server, connect_to, clock):
@@ -83,13 +87,25 @@ def test_a_probe_that_gets_through_makes_the_connection_healthy_again(
 
 
 def test_saving_a_new_write_key_resets_the_health_and_sends_the_events_now(
-    refused, segment_server, dispatcher
+    refused, segment_server, dispatcher, django_capture_on_commit_callbacks
 ):
+    woken = []
+
+    def wake():
+        woken.append(True)
+
+    outbox.on_enqueued(wake)
     refused.write_key = "wk_the_right_one_0123456789"
     segment_server.write_keys.add(refused.write_key)
-    refused.save()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            refused.save()
+    finally:
+        outbox.remove_listener(wake)
+    assert woken  # whatever delivers was woken
     refused.refresh_from_db()
     assert refused.is_healthy
+    assert refused.delivery_paused_until is None
     assert dispatcher.deliver_due().delivered == 3  # no waiting for the next probe
 
 
@@ -139,10 +155,12 @@ def test_an_endpoint_that_is_not_a_tracking_api_is_unhealthy_too(
     assert statuses() == {"failed": 2}
 
 
-def test_the_status_command_shows_why_a_connection_is_unhealthy(refused, capsys):
+def test_the_status_command_shows_why_a_connection_is_unhealthy(refused, capsys, clock):
     call_command("configcat_segment_status")
     data = json.loads(capsys.readouterr().out)
     [shown] = data["connections"]
     assert (shown["healthy"], shown["unhealthy_reason"]) == (False, REFUSED)
+    probe_at = clock() + dt.timedelta(seconds=2)
+    assert shown["delivery_paused_until"] == probe_at.isoformat().replace("+00:00", "Z")
     assert data["events"]["failed"] == 3
     assert SegmentConnection.objects.get().unhealthy_reason == REFUSED

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 from django.db import connections
-from django.db.models import Min
+from django.db.models import Max, Min
 
-from configcat_segment.dispatcher import WAITING, Dispatcher
-from configcat_segment.models import Event
+from configcat_segment.dispatcher import Dispatcher
+from configcat_segment.models import Event, SegmentConnection
 
 from .conftest import SAFETY_SECONDS, enqueue, message_id, statuses, subprocess_env, wait_for
 
@@ -18,10 +18,12 @@ def deliver_until_done(dispatcher, clock, max_rounds=1000):
     """Deliver what is due; jump the clock to the next retry; until nothing waits."""
     for _ in range(max_rounds):
         dispatcher.deliver_due()
-        next_attempt = Event.objects.filter(status__in=WAITING).aggregate(at=Min("next_attempt_at"))
-        if next_attempt["at"] is None:
+        waiting = Event.objects.filter(status__in=["pending", "failed"])
+        next_attempt = waiting.aggregate(at=Min("next_attempt_at"))["at"]
+        if next_attempt is None:
             return
-        clock.move_to(next_attempt["at"])
+        paused = SegmentConnection.objects.aggregate(until=Max("delivery_paused_until"))
+        clock.move_to(max(next_attempt, paused["until"] or next_attempt))
     raise AssertionError("still not delivered")
 
 

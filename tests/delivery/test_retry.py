@@ -39,6 +39,12 @@ NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
         (501, Verdict.UNHEALTHY),
         (505, Verdict.UNHEALTHY),
         (511, Verdict.UNHEALTHY),
+        # Refusals of the request, not of its messages: a proxy in the way.
+        (406, Verdict.UNHEALTHY),
+        (407, Verdict.UNHEALTHY),
+        (411, Verdict.UNHEALTHY),
+        (415, Verdict.UNHEALTHY),
+        (431, Verdict.UNHEALTHY),
         (301, Verdict.UNHEALTHY),
         (304, Verdict.UNHEALTHY),
     ],
@@ -61,6 +67,9 @@ def test_classify(status, verdict):
         ("soon", None),
         ("-5", None),
         ("1.5", None),
+        ("\N{SUPERSCRIPT TWO}", None),  # str.isdigit() says yes; float() says no
+        ("\N{ARABIC-INDIC DIGIT THREE}", None),
+        ("9" * 400, float("9" * 400)),  # absurd, yet a number: the cap decides
     ],
 )
 def test_parse_retry_after(header, seconds):
@@ -84,6 +93,8 @@ def test_backoff_waits_at_least_retry_after_but_never_past_the_cap():
     assert backoff_seconds(1, base=2, cap=60, random=lambda: 0.0, retry_after=30) == 30
     assert backoff_seconds(6, base=2, cap=60, random=lambda: 0.99, retry_after=1) > 30
     assert backoff_seconds(1, base=2, cap=60, random=lambda: 0.0, retry_after=7200) == 60
+    huge = parse_retry_after("9" * 400, NOW)
+    assert backoff_seconds(1, base=2, cap=60, random=lambda: 0.0, retry_after=huge) == 60
 
 
 def test_backoff_with_a_base_over_the_cap_is_the_cap():

@@ -1,3 +1,4 @@
+import base64
 import json
 import logging
 
@@ -79,6 +80,24 @@ def test_an_error_text_never_carries_the_write_key():
     key = "wk_in_the_url_0123456789SECRET"
     answer = send(f"http://{key}.invalid", [track(1)], write_key=key)
     assert answer.status is None
+    assert key not in answer.error
+
+
+def test_an_error_text_never_carries_the_write_key_as_basic_auth(monkeypatch):
+    key = "wk_echoed_by_a_proxy_0123456789"
+    basic = base64.b64encode(f"{key}:".encode()).decode()
+
+    def post(*args, **kwargs):
+        raise OSError(f"proxy refused: Authorization: Basic {basic}")
+
+    monkeypatch.setattr(transport.segment_request, "post", post)
+    answer = send("http://127.0.0.1:9", [track(1)], write_key=key)
+    assert answer.status is None
+    assert (
+        answer.error
+        == "No answer from http://127.0.0.1:9: proxy refused: Authorization: Basic …6789"
+    )
+    assert basic not in answer.error
     assert key not in answer.error
 
 
