@@ -40,13 +40,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from django.db import connections, router, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.dispatch import Signal
 from django.utils import timezone
 
 from . import transport
 from .batching import plan_batches
 from .conf import AppSettings, get_settings
+from .health import CREDENTIAL_FIELDS
 from .messages import isoformat
 from .models import Event, SegmentConnection
 from .retry import (
@@ -140,16 +142,26 @@ class _Round:
     lease_until: dt.datetime
     send_until: dt.datetime  # no request starts later: it could outlast the lease
     report: Report = field(default_factory=Report)
-    refused: list[Claimed] = field(default_factory=list)  # alone, and refused (400)
-    refused_error: str = ""
+    refused: list[tuple[Claimed, str]] = field(default_factory=list)  # alone, with the error
     signals: _Signals = field(default_factory=_Signals)
+
+
+@dataclass
+class _Request:
+    """Events to send together, and Segment's refusal of the request they were split
+    from, if they were."""
+
+    events: list[Claimed]
+    refusal: str | None = None
 
 
 class Dispatcher:
     """Delivers due events. Safe to run in any number of threads and processes at once.
 
     ``clock``, ``random`` and ``send`` are there for tests (a fake clock drives an outage
-    without waiting for it); ``settings`` defaults to the project's.
+    without waiting for it); ``settings`` defaults to the project's. ``should_stop`` is
+    asked between requests: once it says yes, a round sends nothing more and puts what it
+    did not send back in the queue.
     """
 
     def __init__(
@@ -159,11 +171,13 @@ class Dispatcher:
         random: Callable[[], float] = random.random,
         send: Sender = transport.send,
         settings: AppSettings | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.clock = clock
         self.random = random
         self.send = send
         self.settings = settings or get_settings()
+        self.should_stop = should_stop
         self.db = router.db_for_write(Event)
 
     # -- public --------------------------------------------------------------------------
@@ -269,36 +283,36 @@ class Dispatcher:
     def _send_all(self, rnd: _Round, events: list[Claimed]) -> None:
         """Send ``events`` in as few requests as the limits allow, settling each outcome."""
         connection = rnd.connection
-        sent_at = isoformat(rnd.now)
         plan = plan_batches(
-            events, lambda e: e.payload, sent_at=sent_at, write_key=connection.write_key
+            events, lambda e: e.payload, sent_at=isoformat(rnd.now), write_key=connection.write_key
         )
         if plan.oversized:
             with self._settling(rnd):
                 self._dead(rnd, plan.oversized, OVERSIZED_ERROR)
-        groups = deque(plan.batches)
+        requests = deque(_Request(batch) for batch in plan.batches)
         max_requests = len(plan.batches) + MAX_SPLIT_REQUESTS
-        while groups and rnd.report.requests < max_requests:
-            if rnd.report.requests and self.clock() >= rnd.send_until:
-                break  # the lease would run out mid-request
-            group = groups.popleft()
+        while requests and rnd.report.requests < max_requests:
+            if rnd.report.requests and not self._may_send_more(rnd):
+                break
+            request = requests.popleft()
             answer = self.send(
-                [e.payload for e in group],
+                [e.payload for e in request.events],
                 endpoint=connection.endpoint,
                 write_key=connection.write_key,
-                sent_at=sent_at,
+                sent_at=isoformat(self.clock()),  # the same length as the plan's
                 gzip=self.settings.GZIP,
                 timeout=self.settings.HTTP_TIMEOUT_SECONDS,
             )
             rnd.report.requests += 1
             verdict = classify(answer.status)
+            group = request.events
             if verdict is Verdict.REJECTED:
                 if len(group) > 1:
                     middle = len(group) // 2
-                    groups.extendleft([group[middle:], group[:middle]])
+                    halves = [group[:middle], group[middle:]]
+                    requests.extendleft(_Request(half, answer.error) for half in reversed(halves))
                 else:
-                    rnd.refused += group
-                    rnd.refused_error = answer.error
+                    rnd.refused.append((group[0], answer.error))
                 continue
             with self._settling(rnd):
                 if verdict is Verdict.DELIVERED:
@@ -306,7 +320,7 @@ class Dispatcher:
                     continue
                 # Segment is unavailable or refuses the connection: stop, and let the
                 # messages it refused this round share that fate rather than die for it.
-                group += rnd.refused
+                group = group + [event for event, _ in rnd.refused]
                 rnd.refused = []
                 if verdict is Verdict.RETRY:
                     self._retry(rnd, group, answer.error, answer.retry_after)
@@ -316,8 +330,29 @@ class Dispatcher:
         with self._settling(rnd):
             if rnd.refused:
                 self._refused(rnd)
-            if groups:
-                self._release(rnd, [e for group in groups for e in group])
+            # Refused, but not narrowed down in time: tried, so retried with backoff (put
+            # back as untried, the next round would only start the same search over). Each
+            # part comes back on its own, a step after the one before, so the next rounds
+            # search smaller batches and the search goes deeper each time.
+            unresolved = [(r.events, r.refusal) for r in requests if r.refusal is not None]
+            for step, (group, refusal) in enumerate(unresolved):
+                self._retry(rnd, group, refusal, retry_after=None, pause=False, step=step)
+            untried = [e for r in requests if r.refusal is None for e in r.events]
+            if untried:
+                self._release(rnd, untried)
+
+    def _may_send_more(self, rnd: _Round) -> bool:
+        """Whether the round may start another request: not if it could outlast the lease,
+        if the runner is stopping, or if another dispatcher paused the connection since."""
+        if self.clock() >= rnd.send_until or self.should_stop():
+            return False
+        paused_until = (
+            SegmentConnection.objects.using(self.db)
+            .filter(pk=rnd.connection.pk)
+            .values_list("delivery_paused_until", flat=True)
+            .first()
+        )
+        return paused_until is None or paused_until <= self.clock()
 
     # -- settle --------------------------------------------------------------------------
 
@@ -363,7 +398,7 @@ class Dispatcher:
             events,
             event_delivered,
             status=Event.Status.DELIVERED,
-            delivered_at=rnd.now,
+            delivered_at=self.clock(),
             last_error="",
         )
         rnd.report.delivered += count
@@ -388,35 +423,63 @@ class Dispatcher:
         than of these messages (a gateway answering 400 to everything): they are retried
         with backoff instead, and die only as any retried event does.
         """
-        refused, error = rnd.refused, rnd.refused_error
-        rnd.refused = []
+        refused, rnd.refused = rnd.refused, []
+        by_error: dict[str, list[Claimed]] = {}
+        for event, error in refused:
+            by_error.setdefault(error, []).append(event)
         if rnd.report.delivered:
-            self._dead(rnd, refused, error)
+            for error, events in by_error.items():
+                self._dead(rnd, events, error)
             return
+        error = refused[-1][1]
         if len(refused) > 1:
             error = f"Segment refused every message it was sent, even one at a time: {error}"
-            if rnd.connection.is_healthy:
-                logger.error("configcat_segment: %s is unhealthy: %s", rnd.connection, error)
-            rnd.connection.mark_unhealthy(error)
-        self._retry(rnd, refused, error, retry_after=None)
+        events = [event for event, _ in refused]
+        self._retry(rnd, events, error, retry_after=None, unhealthy=len(refused) > 1)
+
+    def _verdict_holds(self, rnd: _Round) -> bool:
+        """Whether what Segment said of the connection in this round still applies to it.
+
+        Locks the connection's row first (as saving it in the admin does, before that
+        touches its events, so the two never deadlock), and says no if its write key or
+        endpoint changed since the round began: an answer to the old credentials says
+        nothing about the new ones.
+        """
+        rows = SegmentConnection.objects.using(self.db).select_for_update()
+        current = rows.filter(pk=rnd.connection.pk).values_list(*CREDENTIAL_FIELDS).first()
+        return current == tuple(getattr(rnd.connection, name) for name in CREDENTIAL_FIELDS)
 
     def _retry(
-        self, rnd: _Round, events: Sequence[Claimed], error: str, retry_after: str | None
+        self,
+        rnd: _Round,
+        events: Sequence[Claimed],
+        error: str,
+        retry_after: str | None,
+        *,
+        unhealthy: bool = False,
+        pause: bool = True,
+        step: int = 0,
     ) -> None:
-        """Segment is unavailable: pause the connection, retry these events after it.
+        """Retry these events after a backoff; Segment being unavailable, ``pause`` the
+        connection until then.
 
         The wait grows with the connection's failure streak (the most attempts any of its
         failed events has had), not with each event's own count, so the backlog stays one
-        group that retries with one request per backoff step.
+        group that retries with one request per backoff step. It counts from now, when the
+        answer came, not from the start of the round; ``step`` adds that many
+        ``RETRY_BASE_SECONDS``.
         """
-        s = self.settings
+        if not self._verdict_holds(rnd):
+            self._release(rnd, events)
+            return
+        s, now = self.settings, self.clock()
         give_up: dict[str, list[Claimed]] = {}
         retrying: list[Claimed] = []
         for event in events:
             reason = give_up_reason(
                 attempts=event.attempts,
                 queued_at=event.queued_at,
-                now=rnd.now,
+                now=now,
                 max_attempts=s.MAX_ATTEMPTS,
                 max_age_seconds=s.MAX_AGE_SECONDS,
             )
@@ -440,30 +503,33 @@ class Dispatcher:
             base=s.RETRY_BASE_SECONDS,
             cap=s.RETRY_MAX_SECONDS,
             random=self.random,
-            retry_after=parse_retry_after(retry_after, rnd.now),
+            retry_after=parse_retry_after(retry_after, now),
         )
-        retry_at = rnd.now + dt.timedelta(seconds=delay)
-        rnd.report.retrying += self._update(
+        retry_at = now + dt.timedelta(seconds=delay + step * s.RETRY_BASE_SECONDS)
+        count = self._update(
             rnd,
             retrying,
             status=Event.Status.FAILED,
             next_attempt_at=retry_at,
             last_error=error,
         )
-        self._pause(rnd, retry_at)
+        rnd.report.retrying += count
+        if not count:  # all claimed by another worker since: its verdict, not ours
+            return
+        if unhealthy:
+            self._mark_unhealthy(rnd, error)
+        if pause:
+            self._pause(rnd, retry_at)
         logger.warning(
-            "configcat_segment: %d events will be retried in %.0f s: %s",
-            len(retrying),
-            delay,
-            error,
+            "configcat_segment: %d events will be retried in %.0f s: %s", count, delay, error
         )
 
     def _unhealthy(self, rnd: _Round, events: Sequence[Claimed], error: str) -> None:
         """The connection, not the events, is at fault: they wait, attempts untouched."""
-        connection, now = rnd.connection, rnd.now
-        if connection.is_healthy:
-            logger.error("configcat_segment: %s is unhealthy: %s", connection, error)
-        connection.mark_unhealthy(error)
+        if not self._verdict_holds(rnd):
+            self._release(rnd, events)
+            return
+        connection, now = rnd.connection, self.clock()
         since = connection.unhealthy_since or now
         delay = probe_seconds(
             max(0.0, (now - since).total_seconds()),
@@ -472,7 +538,7 @@ class Dispatcher:
             random=self.random,
         )
         probe_at = now + dt.timedelta(seconds=delay)
-        rnd.report.waiting += self._update(
+        count = self._update(
             rnd,
             events,
             status=Event.Status.FAILED,
@@ -480,7 +546,15 @@ class Dispatcher:
             next_attempt_at=probe_at,
             last_error=error,
         )
-        self._pause(rnd, probe_at)
+        rnd.report.waiting += count
+        if count:
+            self._mark_unhealthy(rnd, error)
+            self._pause(rnd, probe_at)
+
+    def _mark_unhealthy(self, rnd: _Round, error: str) -> None:
+        if rnd.connection.is_healthy:
+            logger.error("configcat_segment: %s is unhealthy: %s", rnd.connection, error)
+        rnd.connection.mark_unhealthy(error)
 
     def _release(self, rnd: _Round, events: Sequence[Claimed]) -> None:
         """Claimed but not sent: back in the queue as they were, due now (or when the
@@ -490,9 +564,12 @@ class Dispatcher:
         )
 
     def _pause(self, rnd: _Round, until: dt.datetime) -> None:
-        """No request for this connection before ``until``: while Segment is down, rate
-        limits us or refuses the connection, more requests would only add failures."""
-        SegmentConnection.objects.using(self.db).filter(pk=rnd.connection.pk).update(
-            delivery_paused_until=until
-        )
-        rnd.connection.delivery_paused_until = until
+        """No request for this connection before ``until`` (or a later pause already set):
+        while Segment is down, rate limits us or refuses the connection, more requests
+        would only add failures."""
+        paused = Greatest(Coalesce(F("delivery_paused_until"), Value(until)), Value(until))
+        row = SegmentConnection.objects.using(self.db).filter(pk=rnd.connection.pk)
+        row.update(delivery_paused_until=paused)
+        rnd.connection.delivery_paused_until = row.values_list(
+            "delivery_paused_until", flat=True
+        ).first()

@@ -131,7 +131,9 @@ def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:
 
     Failed and dead events are retried; delivered ones are replayed (Segment dedupes a
     replay it already has within about a day). Attempts start again from zero and the
-    maximum age counts from now. Pending events are left alone. Returns how many changed.
+    maximum age counts from now. Pending events are left alone. "Now" means now: a pause
+    of their connections' delivery (backoff, ``Retry-After``, a probe) is lifted. Returns
+    how many changed.
     """
     queryset = (
         events
@@ -139,7 +141,11 @@ def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:
         else Event.objects.filter(pk__in=[e.pk for e in events])
     )
     now = timezone.now()
-    count = queryset.exclude(status=Event.Status.PENDING).update(
+    requeued = queryset.exclude(status=Event.Status.PENDING)
+    SegmentConnection.objects.filter(
+        pk__in=requeued.values("connection_id"), delivery_paused_until__gt=now
+    ).update(delivery_paused_until=None)
+    count = requeued.update(
         status=Event.Status.PENDING,
         attempts=0,
         next_attempt_at=now,

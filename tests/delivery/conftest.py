@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import connection as db_connection
+from django.db.models import Max, Min
 from django.test import override_settings
 from django.utils import timezone
 
@@ -112,6 +113,20 @@ def enqueue(
             for n in numbers
         ]
     )
+
+
+def deliver_until_done(dispatcher: Any, clock: FakeClock, max_rounds: int = 1000) -> None:
+    """Deliver what is due; jump the clock to the next retry or the end of a pause; until
+    nothing waits."""
+    for _ in range(max_rounds):
+        dispatcher.deliver_due()
+        waiting = Event.objects.filter(status__in=["pending", "failed"])
+        next_attempt = waiting.aggregate(at=Min("next_attempt_at"))["at"]
+        if next_attempt is None:
+            return
+        paused = SegmentConnection.objects.aggregate(until=Max("delivery_paused_until"))
+        clock.move_to(max(next_attempt, paused["until"] or next_attempt))
+    raise AssertionError("still not delivered")
 
 
 def statuses(**filters: Any) -> dict[str, int]:

@@ -6,25 +6,20 @@ import threading
 
 import pytest
 from django.db import connections
-from django.db.models import Max, Min
+from django.db.models import Min
 
 from configcat_segment.dispatcher import Dispatcher
-from configcat_segment.models import Event, SegmentConnection
+from configcat_segment.models import Event
 
-from .conftest import SAFETY_SECONDS, enqueue, message_id, statuses, subprocess_env, wait_for
-
-
-def deliver_until_done(dispatcher, clock, max_rounds=1000):
-    """Deliver what is due; jump the clock to the next retry; until nothing waits."""
-    for _ in range(max_rounds):
-        dispatcher.deliver_due()
-        waiting = Event.objects.filter(status__in=["pending", "failed"])
-        next_attempt = waiting.aggregate(at=Min("next_attempt_at"))["at"]
-        if next_attempt is None:
-            return
-        paused = SegmentConnection.objects.aggregate(until=Max("delivery_paused_until"))
-        clock.move_to(max(next_attempt, paused["until"] or next_attempt))
-    raise AssertionError("still not delivered")
+from .conftest import (
+    SAFETY_SECONDS,
+    deliver_until_done,
+    enqueue,
+    message_id,
+    statuses,
+    subprocess_env,
+    wait_for,
+)
 
 
 @pytest.mark.django_db
