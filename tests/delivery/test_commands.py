@@ -30,6 +30,7 @@ def test_worker_once_delivers_everything_due_and_exits(segment_server, connect_t
     enqueue(second, range(2))
     report = worker_once()
     assert (report["claimed"], report["delivered"], report["dead"]) == (5, 5, 0)
+    assert report["errors"] == 0
     assert statuses() == {"delivered": 5}
 
 
@@ -40,6 +41,24 @@ def test_worker_once_leaves_what_is_not_due_yet(segment_server, connect_to):
     segment_server.fail(503)
     assert worker_once()["retrying"] == 2
     assert statuses() == {"failed": 2}
+
+
+def test_worker_once_fails_when_the_database_does_not_answer(tmp_path, start_process):
+    env = subprocess_env()
+    env["CONFIGCAT_SEGMENT_TEST_DATABASE"] = json.dumps(
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "missing" / "db.sqlite3")}
+    )
+    # Without the system checks, which on Django 6 are the first to find it missing.
+    worker = start_process(
+        "manage.py", "configcat_segment_worker", "--once", "--skip-checks", env=env
+    )
+    out, err = worker.communicate(timeout=SAFETY_SECONDS)
+    assert worker.returncode == 1, err
+    assert json.loads(out)["errors"] == 1
+    assert "could not look for due events" in err
+    assert err.splitlines()[-1] == (
+        "CommandError: Not everything due was delivered: 1 error (see the log)."
+    )
 
 
 def test_worker_bad_arguments_are_one_line(capsys):
