@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -20,6 +21,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 SETTING_NAME = "CONFIGCAT_SEGMENT"
+
+# A century: more than anyone keeps events, and "that many days ago" is a valid date.
+MAX_RETENTION_DAYS = 36_500
 
 Validator = Callable[[Any], str | None]
 
@@ -37,26 +41,42 @@ def _positive_int(value: Any) -> str | None:
     return None
 
 
+def _int_between(lowest: int, highest: int) -> Validator:
+    def validate(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+            return f"must be a whole number from {lowest} to {highest}"
+        return None
+
+    return validate
+
+
 def _non_negative_int(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return "must be a whole number of at least 0"
     return None
 
 
+def _is_number(value: Any) -> bool:
+    """An int or a float, not a bool, infinity or NaN."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _positive_number(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if not _is_number(value) or value <= 0:
         return "must be a number greater than 0"
     return None
 
 
 def _non_negative_number(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if not _is_number(value) or value < 0:
         return "must be a number of at least 0"
     return None
 
 
 def _fraction(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+    if not _is_number(value) or not 0 <= value <= 1:
         return "must be a number from 0 to 1"
     return None
 
@@ -173,7 +193,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "WORKER_POLL_SECONDS": _positive_number,
     "WORKER_THREADS": _positive_int,
     "SHUTDOWN_FLUSH_SECONDS": _non_negative_number,
-    "RETENTION_DAYS": _positive_int,
+    "RETENTION_DAYS": _int_between(1, MAX_RETENTION_DAYS),
     "SDK_KEY": _optional_text,
     "POLLING_MODE": _one_of("auto", "lazy", "manual"),
     "POLL_INTERVAL_SECONDS": _positive_int,

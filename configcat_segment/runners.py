@@ -2,12 +2,17 @@
 
 :class:`Runner` is the loop shared by every way of delivering: it looks for connections
 with due events and gives each its own *lane* (a thread that delivers that connection's
-events until none are due), so a slow or failing connection never holds up another.
+events until none are due), so a slow or failing connection never holds up another. When
+more connections are due than there are lanes, a lane gives way after each round and the
+connection served longest ago goes next, so none waits for another's whole backlog.
 
-- ``DELIVERY = "thread"``: :func:`wake_thread_runner` is registered with the outbox; the
-  first event starts a :class:`Runner` in a daemon thread of the web process. It is
-  restarted in a ``fork()``ed child (gunicorn ``--preload``, uWSGI) and, at exit, given
-  ``SHUTDOWN_FLUSH_SECONDS`` to deliver what is due.
+- ``DELIVERY = "thread"``: :func:`wake_thread_runner` is registered with the outbox and
+  :func:`start_on_request` with ``request_started``; the first event or request starts a
+  :class:`Runner` in a daemon thread of the web process, so a process that restarts with
+  a backlog delivers it. A ``fork()``ed child (gunicorn ``--preload``, uWSGI) starts with
+  no runner and starts its own the same way. At exit, the evaluations still buffered are
+  written, then what is due is delivered for at most ``SHUTDOWN_FLUSH_SECONDS``, in the
+  exiting thread if the runner never started (no thread can start at exit on Python 3.12+).
 - ``DELIVERY = "worker"``: ``manage.py configcat_segment_worker`` runs a :class:`Runner`
   in its main thread; nothing runs in the web process.
 - ``DELIVERY = "celery"``: each commit that writes events sends the
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -25,9 +31,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
-from . import outbox, transport
+from . import outbox, transport, writer
 from .conf import get_settings
 from .dispatcher import Dispatcher, Report
 
@@ -88,11 +95,16 @@ class Runner:
         self.threads = threads or settings.WORKER_THREADS
         self.poll_seconds = poll_seconds or settings.WORKER_POLL_SECONDS
         self.report = Report()
+        # Failures to look for due events or to deliver to a connection (each is logged).
+        self.errors = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._deadline: float | None = None  # monotonic; set by finish()
         self._lanes: dict[uuid.UUID, threading.Thread] = {}
         self._broken: dict[uuid.UUID, float] = {}  # connection -> monotonic time to retry
+        self._turns = itertools.count()
+        self._served: dict[uuid.UUID, int] = {}  # connection -> turn its last lane started
+        self._lanes_wanted = False  # due connections are waiting for a lane
         self._lock = threading.Lock()
 
     def wake(self) -> None:
@@ -143,6 +155,8 @@ class Runner:
                 due = self.dispatcher.due_connections()
         except Exception:
             logger.exception("configcat_segment: could not look for due events")
+            with self._lock:
+                self.errors += 1
             with self.fork_guard.database():
                 connections.close_all()
             return []
@@ -153,11 +167,15 @@ class Runner:
             return [c for c in due if c not in self._broken]
 
     def _start_lanes(self, connection_ids: list[uuid.UUID]) -> None:
+        """A lane for each due connection that has none, least recently served first,
+        as long as there are threads to spare."""
         inline = []
         with self._lock:
-            for connection_id in connection_ids:
-                if connection_id in self._lanes or len(self._lanes) >= self.threads:
-                    continue
+            waiting = [c for c in connection_ids if c not in self._lanes]
+            waiting.sort(key=lambda c: self._served.get(c, -1))
+            while waiting and len(self._lanes) < self.threads:
+                connection_id = waiting.pop(0)
+                self._served[connection_id] = next(self._turns)
                 lane = threading.Thread(
                     target=self._lane,
                     args=(connection_id,),
@@ -169,23 +187,27 @@ class Runner:
                     lane.start()
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"
                     inline.append(connection_id)
+            self._lanes_wanted = bool(waiting)
         for connection_id in inline:  # the exit flush, on Python 3.12 and later
             self._lane(connection_id)
 
     def _lane(self, connection_id: uuid.UUID) -> None:
-        """Deliver one connection's due events, batch after batch, until none are left."""
+        """Deliver one connection's due events, batch after batch, until none are left or
+        another due connection is waiting for a lane."""
         try:
             while not self.stopping:
                 with self.fork_guard.database():
                     report = self.dispatcher.deliver(connection_id)
                 with self._lock:
                     self.report.add(report)
-                if not report.more:
+                    give_way = self._lanes_wanted
+                if not report.more or give_way:
                     break
         except Exception:
             logger.exception("configcat_segment: delivering to %s failed", connection_id)
             with self._lock:  # not again before the next poll: no hot loop on a broken database
                 self._broken[connection_id] = time.monotonic() + self.poll_seconds
+                self.errors += 1
         finally:
             with self.fork_guard.database():
                 connections.close_all()  # this thread's connections only
@@ -207,33 +229,73 @@ class Runner:
 
 
 class _Background:
-    """The process's background runner, started lazily, restarted after ``fork()``."""
+    """The process's background runner: started by its first event or request, never at
+    import; a ``fork()``ed child has none until its own first event or request."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.lock = threading.Lock()
         self.fork_guard = ForkGuard()
-        self.runner: Runner | None = None
+        self.runner: Runner | None = None  # set while its thread runs
         self.thread: threading.Thread | None = None
+        # Delivery was asked for (an event written, a request served): the exit flush has
+        # work to do, even if the runner never started.
+        self.wanted = False
+        # The exit flush has begun: it delivers in the exiting thread, so no thread starts.
+        self.exiting = False
 
-    def ensure_started(self) -> Runner:
+    def ensure_started(self) -> Runner | None:
+        """The running runner, started if need be; None if no thread can start."""
         with self.lock:
-            if self.runner is None or self.thread is None or not self.thread.is_alive():
-                self.runner = Runner(fork_guard=self.fork_guard)
-                self.thread = threading.Thread(
-                    target=self.runner.run, name="configcat-segment-runner", daemon=True
-                )
-                self.thread.start()
+            self.wanted = True
+            if self.thread is None or not self.thread.is_alive():
+                self.runner = self.thread = None
+                if not self.exiting:
+                    self._start()
             return self.runner
 
-    def shutdown(self, timeout: float) -> None:
-        """Deliver what is due within ``timeout`` seconds, then stop (at exit)."""
-        with self.lock:
-            runner, thread = self.runner, self.thread
-            self.runner = self.thread = None
-        if runner is None or thread is None:
+    def _start(self) -> None:
+        runner = Runner(fork_guard=self.fork_guard)
+        thread = threading.Thread(
+            target=self._run, args=(runner,), name="configcat-segment-runner", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            logger.warning(
+                "configcat_segment: could not start the delivery thread (%s); the next "
+                "event or request tries again, and what is due is delivered at exit",
+                exc,
+            )
             return
-        runner.finish(timeout)
-        thread.join(timeout)
+        self.runner, self.thread = runner, thread
+
+    def _run(self, runner: Runner) -> None:
+        try:
+            runner.run()
+        finally:
+            with self.lock:
+                if self.runner is runner:  # it died: the next event or request restarts it
+                    self.runner = self.thread = None
+
+    def shutdown(self, timeout: float) -> None:
+        """Deliver what is due within ``timeout`` seconds, then stop: in the runner's thread,
+        or in this one if delivery was asked for but the runner never started."""
+        with self.lock:
+            runner, thread, wanted = self.runner, self.thread, self.wanted
+            self.runner = self.thread = None
+            self.wanted = False
+        if runner is not None and thread is not None:
+            runner.finish(timeout)
+            thread.join(timeout)
+        elif wanted:
+            # Bounded per round, not per request: a batch in Segment's hands when the
+            # time is up is still waited for (at most HTTP_TIMEOUT_SECONDS).
+            runner = Runner(fork_guard=self.fork_guard)
+            runner.finish(timeout)
+            runner.run()
 
     def before_fork(self) -> None:
         if self.runner is not None:  # a batch in hand may be waiting for Segment
@@ -243,14 +305,10 @@ class _Background:
         self.fork_guard.after_fork_in_parent()
 
     def after_fork_in_child(self) -> None:
-        was_running = self.thread is not None and self.runner is not None
-        # The parent's threads do not exist here; its locks may be held by one of them.
-        self.lock = threading.Lock()
-        self.fork_guard = ForkGuard()
-        self.runner = self.thread = None
+        # The parent's threads do not exist here; its locks may be held by one of them. The
+        # child may fork again or never serve: its first event or request starts its runner.
+        self._reset()
         transport.after_fork()
-        if was_running:
-            self.ensure_started()
 
 
 _background = _Background()
@@ -258,17 +316,34 @@ _background = _Background()
 
 def wake_thread_runner() -> None:
     """The outbox listener for ``DELIVERY = "thread"``: start the runner if needed, wake it."""
-    _background.ensure_started().wake()
+    runner = _background.ensure_started()
+    if runner is not None:
+        runner.wake()
+
+
+def start_on_request(**kwargs: object) -> None:
+    """The ``request_started`` receiver for ``DELIVERY = "thread"``: a web process that
+    restarts with events due delivers them from its first request, not its first event."""
+    if _background.runner is None:  # once running, no lock on the request path
+        _background.ensure_started()
 
 
 def background_runner() -> Runner | None:
-    """The background runner of this process, if it has started."""
+    """The background runner of this process, if it is running."""
     return _background.runner
 
 
 def stop_thread_runner(timeout: float | None = None) -> None:
     """Deliver what is due (at most ``timeout`` s, default ``SHUTDOWN_FLUSH_SECONDS``), stop."""
     _background.shutdown(get_settings().SHUTDOWN_FLUSH_SECONDS if timeout is None else timeout)
+
+
+def deliver_at_exit() -> None:
+    """The exit hook for ``DELIVERY = "thread"``, in place of the writer's: write the
+    evaluations still buffered, then deliver what is due, that written at exit included."""
+    _background.exiting = True  # a thread started now would be abandoned, or cannot start
+    writer.flush_at_exit()
+    stop_thread_runner()
 
 
 def wake_celery() -> None:
@@ -290,7 +365,9 @@ def install(delivery: str) -> None:
     if listener is not None:
         outbox.on_enqueued(listener)
     if delivery == "thread":
-        atexit.register(stop_thread_runner)
+        request_started.connect(start_on_request, dispatch_uid="configcat_segment.start_on_request")
+        atexit.unregister(writer.flush_at_exit)  # deliver_at_exit calls it, first
+        atexit.register(deliver_at_exit)
         os.register_at_fork(
             before=_background.before_fork,
             after_in_parent=_background.after_fork_in_parent,

@@ -410,7 +410,9 @@ def flush() -> int:
     return _writer.flush()
 
 
-def _flush_at_exit() -> None:
+def flush_at_exit() -> None:
+    """Write what is buffered before the process exits: registered with ``atexit``, or
+    called by the exit hook of ``DELIVERY = "thread"``, which then delivers it."""
     if _writer._pid != os.getpid() or not _writer.has_work():
         return
     _writer.stop()
@@ -429,5 +431,5 @@ def _after_fork_in_child() -> None:
     _writer._reset()
 
 
-atexit.register(_flush_at_exit)
+atexit.register(flush_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -91,6 +91,7 @@ def test_connect_with_a_custom_endpoint_and_switches(capsys):
         ),
         (["--signing-key", "nope"], "--signing-key: ConfigCat webhook signing keys start with"),
         (["--signing-key", SIGNING_KEY] * 3, "--signing-key: give at most two keys"),
+        (["--signing-key", " "], "--signing-key: give a key, not an empty value."),
     ],
 )
 def test_connect_bad_input_is_one_line_and_nonzero(capsys, args, message):
@@ -159,6 +160,14 @@ def test_disconnect_unknown(capsys, given):
     assert code == 1
     assert out == ""
     assert err == f"CommandError: No Segment connection has the id or name '{given}'.\n"
+
+
+def test_disconnect_an_empty_name_is_refused(capsys, make_connection):
+    make_connection(name="A")
+    code, out, err = run(capsys, "configcat_segment_disconnect", " ")
+    assert (code, out) == (1, "")
+    assert err == "CommandError: Give a Segment connection's id or name, not an empty value.\n"
+    assert SegmentConnection.objects.get().connected
 
 
 def test_disconnect_needs_an_argument(capsys):

@@ -42,6 +42,10 @@ def test_unknown_key_is_reported_with_a_suggestion():
         ("USER_FACTORY", "nodots", "dotted import path"),
         ("BASE_URL", "ftp://x", "http:// or https://"),
         ("SDK_KEY", "  ", "non-empty string"),
+        ("RETENTION_DAYS", 0, "whole number from 1 to 36500"),
+        ("RETENTION_DAYS", 99_999_999_999, "whole number from 1 to 36500"),
+        ("WORKER_POLL_SECONDS", float("nan"), "number greater than 0"),
+        ("SHUTDOWN_FLUSH_SECONDS", float("inf"), "number of at least 0"),
     ],
 )
 def test_invalid_values_name_the_key_and_what_is_expected(key, value, expected):

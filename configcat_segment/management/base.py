@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
@@ -49,9 +51,28 @@ def one_line(error: ValidationError, option_names: dict[str, str] | None = None)
     return "; ".join(parts)
 
 
+def whole_number(lowest: int, highest: int) -> Callable[[str], int]:
+    """An argument type: a whole number from ``lowest`` to ``highest``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = lowest - 1
+        if not lowest <= number <= highest:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {lowest} to {highest}, not {value!r}"
+            )
+        return number
+
+    return parse
+
+
 def get_connection(id_or_name: str) -> SegmentConnection:
     """Find a connection by its UUID or its exact name, or raise a one-line CommandError."""
     value = id_or_name.strip()
+    if not value:
+        raise CommandError("Give a Segment connection's id or name, not an empty value.")
     try:
         pk = uuid.UUID(value)
     except ValueError:

@@ -7,8 +7,10 @@ import signal
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 from django.utils import timezone
 
+from configcat_segment import outbox
 from configcat_segment.models import Event
 from tests.test_commands import run
 
@@ -30,6 +32,7 @@ def test_worker_once_delivers_everything_due_and_exits(segment_server, connect_t
     enqueue(second, range(2))
     report = worker_once()
     assert (report["claimed"], report["delivered"], report["dead"]) == (5, 5, 0)
+    assert report["errors"] == 0
     assert statuses() == {"delivered": 5}
 
 
@@ -40,6 +43,24 @@ def test_worker_once_leaves_what_is_not_due_yet(segment_server, connect_to):
     segment_server.fail(503)
     assert worker_once()["retrying"] == 2
     assert statuses() == {"failed": 2}
+
+
+def test_worker_once_fails_when_the_database_does_not_answer(tmp_path, start_process):
+    env = subprocess_env()
+    env["CONFIGCAT_SEGMENT_TEST_DATABASE"] = json.dumps(
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "missing" / "db.sqlite3")}
+    )
+    # Without the system checks, which on Django 6 are the first to find it missing.
+    worker = start_process(
+        "manage.py", "configcat_segment_worker", "--once", "--skip-checks", env=env
+    )
+    out, err = worker.communicate(timeout=SAFETY_SECONDS)
+    assert worker.returncode == 1, err
+    assert json.loads(out)["errors"] == 1
+    assert "could not look for due events" in err
+    assert err.splitlines()[-1] == (
+        "CommandError: Not everything due was delivered: 1 error (see the log)."
+    )
 
 
 def test_worker_bad_arguments_are_one_line(capsys):
@@ -65,6 +86,9 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(segment_server, connect_
     assert json.loads(out)["delivered"] == 5
     assert statuses() == {"delivered": 5}
     assert "SIGTERM received, finishing the batches in hand" in err
+
+
+EVENT_IDS = "must be a whole number from 1 to 9223372036854775807"  # a BigAutoField
 
 
 @pytest.mark.django_db
@@ -110,6 +134,14 @@ class TestRequeue:
         assert Event.objects.get(pk=events[4].pk).status == "pending"
         assert Event.objects.get(pk=events[0].pk).status == "dead"
 
+    def test_an_empty_connection_is_refused_not_ignored(self, capsys, events):
+        code, out, err = run(capsys, "configcat_segment_requeue", "--connection", "")
+        assert (code, out) == (1, "")
+        assert err == (
+            "CommandError: Give a Segment connection's id or name, not an empty value.\n"
+        )
+        assert statuses()["dead"] == 2
+
     def test_dry_run_changes_nothing(self, capsys, events):
         code, out, _ = run(capsys, "configcat_segment_requeue", "--dry-run")
         assert code == 0
@@ -121,7 +153,10 @@ class TestRequeue:
         [
             (["--status", "pending"], "argument --status: invalid choice: 'pending'"),
             (["--connection", "Nope"], "No Segment connection has the id or name 'Nope'."),
-            (["--event", "x"], "argument --event: invalid int value: 'x'"),
+            *[
+                (["--event", given], f"argument --event: {EVENT_IDS}, not '{given}'")
+                for given in ["x", "0", "99999999999999999999"]
+            ],
         ],
     )
     def test_bad_arguments_are_one_line(self, capsys, events, args, error):
@@ -180,9 +215,40 @@ class TestPrune:
         assert json.loads(out)["deleted"] == 30
         assert not Event.objects.exists()
 
-    @pytest.mark.parametrize("days", ["0", "-3", "soon"])
+    def test_an_event_requeued_meanwhile_is_not_deleted(self, capsys, events, monkeypatch):
+        """Requeued between the select and the delete: it is pending now, so it stays."""
+        from configcat_segment.management.commands import configcat_segment_prune
+
+        next_chunk = configcat_segment_prune.next_chunk
+
+        def requeue_one_of_them(old):
+            ids = next_chunk(old)
+            outbox.requeue(Event.objects.filter(pk=events[0].pk))
+            return ids
+
+        monkeypatch.setattr(configcat_segment_prune, "next_chunk", requeue_one_of_them)
+        code, out, _ = run(capsys, "configcat_segment_prune")
+        assert (code, json.loads(out)["deleted"]) == (0, 1)
+        assert Event.objects.get(pk=events[0].pk).status == "pending"
+        assert not Event.objects.filter(pk=events[1].pk).exists()
+
+    def test_the_longest_retention(self, capsys, events):
+        code, out, _ = run(capsys, "configcat_segment_prune", "--days", "36500")
+        assert (code, json.loads(out)["deleted"]) == (0, 0)
+
+    @pytest.mark.parametrize("days", ["0", "-3", "soon", "36501", "99999999999"])
     def test_bad_days_are_one_line(self, capsys, days):
         code, out, err = run(capsys, "configcat_segment_prune", "--days", days)
         assert (code, out) == (2, "")
-        assert f"argument --days: must be a whole number of at least 1, not '{days}'" in err
+        assert f"argument --days: must be a whole number from 1 to 36500, not '{days}'" in err
         assert len(err.strip().splitlines()) == 1
+
+    def test_a_retention_setting_out_of_range_is_a_check_error(self, capsys):
+        with override_settings(CONFIGCAT_SEGMENT={"RETENTION_DAYS": 99_999_999_999}):
+            code, out, err = run(capsys, "configcat_segment_prune")
+        assert (code, out) == (1, "")
+        assert (
+            'CONFIGCAT_SEGMENT["RETENTION_DAYS"] must be a whole number from 1 to 36500 '
+            "(got 99999999999)." in err
+        )
+        assert "Traceback" not in err

@@ -52,6 +52,23 @@ def test_until_idle_delivers_everything_due_then_returns(segment_server, connect
     assert statuses() == {"delivered": 35}
 
 
+def test_connections_take_turns_when_more_are_due_than_lanes(
+    segment_server, connect_to, delivery_settings
+):
+    delivery_settings(BATCH_SIZE=2)
+    first, second = connect_to(segment_server), connect_to(segment_server)
+    enqueue(first, range(6))
+    enqueue(second, range(6))
+    report = Runner(threads=1, poll_seconds=SAFETY).run(until_idle=True)
+    assert report.delivered == 12
+    served = [request.write_key for request in segment_server.requests]
+    # A batch each in turn, not one's whole backlog before the other's.
+    assert served in (
+        [first.write_key, second.write_key] * 3,
+        [second.write_key, first.write_key] * 3,
+    )
+
+
 def test_a_slow_connection_never_holds_up_another(segment_server, connect_to, running):
     slow, fast = connect_to(segment_server), connect_to(segment_server)
     gate = segment_server.hold(write_key=slow.write_key)
@@ -120,9 +137,11 @@ def test_a_lane_that_fails_is_logged_and_does_not_stop_the_others(
                 raise RuntimeError("the database went away")
             return super().deliver(connection_id)
 
+    runner = Runner(FailsForOne(), poll_seconds=SAFETY)
     with caplog.at_level(logging.ERROR, logger="configcat_segment"):
-        report = Runner(FailsForOne(), poll_seconds=SAFETY).run(until_idle=True)
+        report = runner.run(until_idle=True)
     assert report.delivered == 2
+    assert runner.errors == 1
     assert statuses(connection=fine) == {"delivered": 2}
     assert statuses(connection=broken) == {"pending": 2}  # nothing lost
     assert f"delivering to {broken.pk} failed" in caplog.text

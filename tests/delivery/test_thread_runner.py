@@ -1,19 +1,21 @@
-"""DELIVERY = "thread": started lazily by the first event, restarted after fork(), flushed
-at exit. Run in a real process of its own, as a web server would run it."""
+"""DELIVERY = "thread": started lazily by the first request or event, started afresh by a
+fork()ed child, flushed at exit. Run in real processes, as a web server would run it."""
 
 import json
 
 import pytest
 
-from configcat_segment import runners
+from configcat_segment import runners, writer
 
-from .conftest import SAFETY_SECONDS, message_id, statuses, subprocess_env
+from .conftest import SAFETY_SECONDS, enqueue, message_id, statuses, subprocess_env
+
+
+def thread_settings(**overrides):
+    return subprocess_env(DELIVERY="thread", WORKER_POLL_SECONDS=30, **overrides)
 
 
 def start_script(start_process, connection, *, flush_seconds):
-    env = subprocess_env(
-        DELIVERY="thread", WORKER_POLL_SECONDS=30, SHUTDOWN_FLUSH_SECONDS=flush_seconds
-    )
+    env = thread_settings(SHUTDOWN_FLUSH_SECONDS=flush_seconds)
     return start_process("-m", "tests.delivery.thread_runner_script", str(connection.pk), env=env)
 
 
@@ -35,12 +37,18 @@ def run_until_exit_begins(process, segment_server):
 @pytest.mark.django_db(transaction=True)
 def test_the_thread_runner_through_a_process_s_life(segment_server, connect_to, start_process):
     connection = connect_to(segment_server)
+    enqueue(connection, range(3))  # the backlog of a process that stopped before delivering
     process = start_script(start_process, connection, flush_seconds=30)
     steps, gate = run_until_exit_begins(process, segment_server)
 
     assert steps["before"] == {"step": "before", "runner": False}  # lazy: nothing yet
-    assert steps["first"] == {"step": "first", "delivered": True, "runner": True}
-    assert steps["child"] == {"step": "child", "restarted": True, "delivered": True}
+    assert steps["request"] == {"step": "request", "delivered": True, "runner": True}
+    assert steps["child"] == {
+        "step": "child",
+        "runner_at_fork": False,  # the child may fork again, or never serve
+        "delivered": True,
+        "runner": True,
+    }
     assert steps["forked"] == {"step": "forked", "child_exit": 0, "runner": True}
     assert steps["exiting"] == {"step": "exiting", "pending": True}
 
@@ -59,6 +67,7 @@ def test_the_thread_runner_through_a_process_s_life(segment_server, connect_to, 
 @pytest.mark.django_db(transaction=True)
 def test_the_exit_flush_is_bounded(segment_server, connect_to, start_process):
     connection = connect_to(segment_server)
+    enqueue(connection, range(3))
     process = start_script(start_process, connection, flush_seconds=0.5)
     _, gate = run_until_exit_begins(process, segment_server)
     try:
@@ -71,18 +80,55 @@ def test_the_exit_flush_is_bounded(segment_server, connect_to, start_process):
     assert statuses() == {"delivered": 6, "pending": 5}
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("writer_first", [False, True], ids=["app-first", "writer-first"])
+def test_evaluations_written_at_exit_are_delivered_at_exit(
+    segment_server, connect_to, start_process, writer_first
+):
+    """The runner never started: the exit flush delivers in the exiting thread, after the
+    writer's, whichever of the two was imported first."""
+    connect_to(segment_server)
+    args = ["--writer-first"] if writer_first else []
+    process = start_process("-m", "tests.delivery.exit_flush_script", *args, env=thread_settings())
+    out, err = process.communicate(timeout=SAFETY_SECONDS)
+    assert process.returncode == 0, err
+    assert json.loads(out) == {"runner": False, "buffered": 3}
+    assert statuses() == {"delivered": 3}
+    assert len(segment_server.accepted_ids) == 3
+    assert err == ""  # no warning, no traceback
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_neither_writes_nor_serves_leaves_the_backlog_alone(
+    segment_server, connect_to, start_process
+):
+    """``manage.py`` commands (check, migrate, collectstatic) exit without delivering."""
+    enqueue(connect_to(segment_server), range(2))
+    process = start_process("manage.py", "check", env=thread_settings())
+    _, err = process.communicate(timeout=SAFETY_SECONDS)
+    assert process.returncode == 0, err
+    assert statuses() == {"pending": 2}
+    assert segment_server.requests == []
+
+
 def test_the_runner_is_wired_by_the_delivery_setting(monkeypatch):
-    registered, at_exit, at_fork = [], [], []
+    registered, on_request, at_exit, not_at_exit, at_fork = [], [], [], [], []
     monkeypatch.setattr(runners.outbox, "on_enqueued", registered.append)
+    monkeypatch.setattr(
+        runners.request_started, "connect", lambda receiver, **kw: on_request.append(receiver)
+    )
     monkeypatch.setattr(runners.atexit, "register", at_exit.append)
+    monkeypatch.setattr(runners.atexit, "unregister", not_at_exit.append)
     monkeypatch.setattr(runners.os, "register_at_fork", lambda **kw: at_fork.append(kw))
     runners.install("worker")
-    assert (registered, at_exit, at_fork) == ([], [], [])
+    assert (registered, on_request, at_exit, not_at_exit, at_fork) == ([], [], [], [], [])
     runners.install("celery")
     assert registered == [runners.wake_celery]
     runners.install("thread")
     assert registered[-1] == runners.wake_thread_runner
-    assert at_exit == [runners.stop_thread_runner]
+    assert on_request == [runners.start_on_request]
+    # One exit hook in place of the writer's: it writes the evaluations, then delivers.
+    assert (at_exit, not_at_exit) == ([runners.deliver_at_exit], [writer.flush_at_exit])
     assert at_fork == [
         {
             "before": runners._background.before_fork,

@@ -2,21 +2,24 @@
 
 Usage: python -m tests.delivery.thread_runner_script CONNECTION_ID
 
-Prints one JSON line per observation. The parent writes events (the runner starts on the
-first), forks a child that writes events of its own (the runner must be running again in
-the child), then, once the test writes a line to its stdin, writes the last events and
-returns at once: what happens to those is the exit flush's business.
+Prints one JSON line per observation. The process starts with a backlog (written by the
+test) and writes nothing: its first request must start the runner. It forks a child that
+starts with no runner and starts its own with its first events. Then, once the test
+writes a line to its stdin, the parent writes the last events and returns at once: what
+happens to those is the exit flush's business.
 """
 
 import json
 import os
 import sys
 import time
+from wsgiref.util import setup_testing_defaults
 
 import django
 
 django.setup()
 
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.db import connections  # noqa: E402
 
 from configcat_segment import runners  # noqa: E402
@@ -49,22 +52,31 @@ def runner_alive():
     return runner is not None and runners._background.thread.is_alive()
 
 
+def serve_a_request(application):
+    """What a WSGI server does with a request: call the application, close the answer."""
+    environ = {"PATH_INFO": "/no-such-page/"}
+    setup_testing_defaults(environ)
+    application(environ, lambda status, headers: None).close()
+
+
 def main(connection_id):
     from configcat_segment.models import SegmentConnection
 
     connection = SegmentConnection.objects.get(pk=connection_id)
+    backlog = list(Event.objects.filter(connection=connection))
+    application = get_wsgi_application()
     say(step="before", runner=runners.background_runner() is not None)
-    first = enqueue(connection, range(0, 3))
-    say(step="first", delivered=wait_delivered(first), runner=runner_alive())
+    serve_a_request(application)
+    say(step="request", delivered=wait_delivered(backlog), runner=runner_alive())
 
     connections.close_all()  # as a pre-forking server does before it forks
     pid = os.fork()
     if pid == 0:
         try:
-            restarted = runner_alive()
+            at_fork = runner_alive()
             child = enqueue(connection, range(100, 103))
             ok = wait_delivered(child)
-            say(step="child", restarted=restarted, delivered=ok)
+            say(step="child", runner_at_fork=at_fork, delivered=ok, runner=runner_alive())
         finally:
             connections.close_all()
             os._exit(0)

@@ -50,6 +50,8 @@ class Command(JSONCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         signing_keys = [key.strip() for key in options["signing_key"]]
+        if not all(signing_keys):  # an empty key would silently mean no key
+            raise CommandError("--signing-key: give a key, not an empty value.")
         if len(signing_keys) > 2:
             raise CommandError("--signing-key: give at most two keys (a primary and a second one).")
         try:

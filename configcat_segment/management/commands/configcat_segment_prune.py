@@ -1,28 +1,23 @@
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from ...conf import get_settings
+from ...conf import MAX_RETENTION_DAYS, get_settings
 from ...messages import isoformat
 from ...models import Event
-from ..base import JSONCommand
+from ..base import JSONCommand, whole_number
 
 CHUNK = 5_000  # rows per DELETE: short transactions, no long lock on a busy table
 
 
-def days(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
-    return number
+def next_chunk(old: QuerySet[Event]) -> list[int]:
+    """The primary keys of the next ``CHUNK`` events to delete."""
+    return list(old.order_by("pk").values_list("pk", flat=True)[:CHUNK])
 
 
 class Command(JSONCommand):
@@ -34,7 +29,7 @@ class Command(JSONCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--days",
-            type=days,
+            type=whole_number(1, MAX_RETENTION_DAYS),
             help="Keep delivered events this many days. Default: the RETENTION_DAYS setting.",
         )
         parser.add_argument(
@@ -42,7 +37,9 @@ class Command(JSONCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        keep_days = options["days"] or get_settings().RETENTION_DAYS
+        keep_days = options["days"]
+        if keep_days is None:
+            keep_days = get_settings().RETENTION_DAYS
         before = timezone.now() - dt.timedelta(days=keep_days)
         old = Event.objects.filter(status=Event.Status.DELIVERED, delivered_at__lt=before)
         result: dict[str, Any] = {"delivered_before": isoformat(before)}
@@ -50,7 +47,8 @@ class Command(JSONCommand):
             self.emit({**result, "would_delete": old.count(), "dry_run": True})
             return
         deleted = 0
-        while ids := list(old.order_by("pk").values_list("pk", flat=True)[:CHUNK]):
-            _, per_model = Event.objects.filter(pk__in=ids).delete()
+        while ids := next_chunk(old):
+            # Filtered again, not by primary key alone: an event requeued since stays.
+            _, per_model = old.filter(pk__in=ids).delete()
             deleted += per_model.get(Event._meta.label, 0)
         self.emit({**result, "deleted": deleted})

@@ -3,12 +3,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db import connections, router
 
 from ... import outbox
 from ...models import Event
-from ..base import JSONCommand, get_connection
+from ..base import JSONCommand, get_connection, whole_number
 
 REQUEUABLE = [Event.Status.DEAD, Event.Status.FAILED, Event.Status.DELIVERED]
+
+
+def largest_event_id() -> int:
+    """The largest primary key the events table can hold."""
+    operations = connections[router.db_for_write(Event)].ops
+    _, largest = operations.integer_field_range(Event._meta.pk.get_internal_type())
+    return int(largest)
 
 
 class Command(JSONCommand):
@@ -28,7 +36,11 @@ class Command(JSONCommand):
             "--connection", metavar="ID_OR_NAME", help="Only this connection's events."
         )
         parser.add_argument(
-            "--event", action="append", type=int, metavar="ID", help="Only these events."
+            "--event",
+            action="append",
+            type=whole_number(1, largest_event_id()),
+            metavar="ID",
+            help="Only these events.",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="Count the events; change nothing."
@@ -37,9 +49,9 @@ class Command(JSONCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         statuses = options["status"] or [Event.Status.DEAD]
         events = Event.objects.filter(status__in=statuses)
-        if options["connection"]:
+        if options["connection"] is not None:
             events = events.filter(connection=get_connection(options["connection"]))
-        if options["event"]:
+        if options["event"] is not None:
             events = events.filter(pk__in=options["event"])
         if options["dry_run"]:
             self.emit({"would_requeue": events.count(), "dry_run": True})

@@ -5,7 +5,8 @@ import signal
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.template.defaultfilters import pluralize
 
 from ...runners import Runner
 from ..base import JSONCommand
@@ -17,7 +18,8 @@ class Command(JSONCommand):
     help = (
         "Deliver events to Segment until stopped. SIGTERM or SIGINT (Ctrl-C) lets the "
         "batches in hand finish, then exits 0. With --once, delivers everything due and "
-        "exits. Prints what it did as one JSON object."
+        "exits, non-zero if looking for events or delivering failed. Prints what it did "
+        "as one JSON object."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,4 +49,9 @@ class Command(JSONCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        self.emit(report.as_dict())
+        self.emit({**report.as_dict(), "errors": runner.errors})
+        if options["once"] and runner.errors:
+            raise CommandError(
+                f"Not everything due was delivered: {runner.errors} "
+                f"error{pluralize(runner.errors)} (see the log)."
+            )

@@ -1,0 +1,50 @@
+"""A short-lived process with DELIVERY = "thread", run by test_thread_runner.py.
+
+Usage: python -m tests.delivery.exit_flush_script [--writer-first]
+
+It buffers evaluations and returns: nothing is written, and no runner starts, before the
+process exits. At exit the evaluations are written to the outbox, and must be delivered
+then (on Python 3.12 and later no thread can start at exit). With ``--writer-first`` the
+evaluation writer is imported before the app is ready, so its own exit hook is registered
+before the runner's. Prints one JSON line: what it saw before returning.
+"""
+
+import json
+import sys
+
+if "--writer-first" in sys.argv:
+    import configcat_segment.writer  # noqa: F401
+
+import django
+
+django.setup()
+
+from configcatclient.user import User  # noqa: E402
+
+from configcat_segment import runners, writer  # noqa: E402
+from configcat_segment.evaluations import Evaluation  # noqa: E402
+
+
+def evaluation(n):
+    user = User(f"user-{n}")
+    return Evaluation(
+        flag_key="isPremium",
+        value=True,
+        variation_id="isPremium-on",
+        timestamp=1_700_000_000.0,
+        user=user,
+        user_id=user.get_identifier(),
+        anonymous_id=None,
+        context=None,
+        window=5_666_666,
+    )
+
+
+def main():
+    writer.add([evaluation(n) for n in range(3)])
+    buffered = len(writer.get_writer())
+    print(json.dumps({"runner": runners.background_runner() is not None, "buffered": buffered}))
+
+
+if __name__ == "__main__":
+    main()
