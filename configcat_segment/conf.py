@@ -25,6 +25,9 @@ SETTING_NAME = "CONFIGCAT_SEGMENT"
 # A century: more than anyone keeps events, and "that many days ago" is a valid date.
 MAX_RETENTION_DAYS = 36_500
 
+# Ten years: longer durations mean nothing here, and the date arithmetic overflows far above.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
 Validator = Callable[[Any], str | None]
 
 
@@ -79,6 +82,18 @@ def _fraction(value: Any) -> str | None:
     if not _is_number(value) or not 0 <= value <= 1:
         return "must be a number from 0 to 1"
     return None
+
+
+def _seconds(validator: Validator) -> Validator:
+    """``validator``, for a duration in seconds: also at most :data:`MAX_SECONDS`."""
+
+    def validate(value: Any) -> str | None:
+        problem = validator(value)
+        if problem is None and value > MAX_SECONDS:
+            return f"must be at most {MAX_SECONDS:,} seconds (ten years)"
+        return problem
+
+    return validate
 
 
 def _one_of(*choices: str) -> Validator:
@@ -179,31 +194,31 @@ class AppSettings:
 
 VALIDATORS: Mapping[str, Validator] = {
     "DELIVERY": _one_of("thread", "worker", "celery"),
-    "WEBHOOK_TOLERANCE_SECONDS": _positive_int,
+    "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
     "BATCH_SIZE": _positive_int,
     "MAX_ATTEMPTS": _positive_int,
-    "MAX_AGE_SECONDS": _positive_int,
-    "RETRY_BASE_SECONDS": _positive_number,
-    "RETRY_MAX_SECONDS": _positive_number,
-    "LEASE_SECONDS": _positive_int,
-    "HTTP_TIMEOUT_SECONDS": _positive_number,
+    "MAX_AGE_SECONDS": _seconds(_positive_int),
+    "RETRY_BASE_SECONDS": _seconds(_positive_number),
+    "RETRY_MAX_SECONDS": _seconds(_positive_number),
+    "LEASE_SECONDS": _seconds(_positive_int),
+    "HTTP_TIMEOUT_SECONDS": _seconds(_positive_number),
     "GZIP": _boolean,
-    "WORKER_POLL_SECONDS": _positive_number,
+    "WORKER_POLL_SECONDS": _seconds(_positive_number),
     "WORKER_THREADS": _positive_int,
-    "SHUTDOWN_FLUSH_SECONDS": _non_negative_number,
+    "SHUTDOWN_FLUSH_SECONDS": _seconds(_non_negative_number),
     "RETENTION_DAYS": _int_between(1, MAX_RETENTION_DAYS),
     "SDK_KEY": _optional_text,
     "POLLING_MODE": _one_of("auto", "lazy", "manual"),
-    "POLL_INTERVAL_SECONDS": _positive_int,
+    "POLL_INTERVAL_SECONDS": _seconds(_positive_int),
     "DATA_GOVERNANCE": _one_of("global", "eu_only"),
     "BASE_URL": _optional_http_url,
     "FLAG_OVERRIDES": _optional_file_path,
     "FLAG_OVERRIDES_BEHAVIOUR": _one_of("local_only", "local_over_remote", "remote_over_local"),
     "FORWARD_EVALUATIONS": _boolean,
     "USER_FACTORY": _dotted_path,
-    "DEDUP_WINDOW_SECONDS": _non_negative_int,
+    "DEDUP_WINDOW_SECONDS": _seconds(_non_negative_int),
     "DEDUP_MAX_KEYS": _positive_int,
     "SAMPLE_RATE": _fraction,
     "LONG_VALUE_LENGTH": _positive_int,
@@ -211,7 +226,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "ANONYMOUS_ID_COOKIE": _optional_text,
     "SET_ANONYMOUS_ID_COOKIE": _boolean,
     "EVALUATION_BUFFER_SIZE": _positive_int,
-    "EVALUATION_FLUSH_SECONDS": _positive_number,
+    "EVALUATION_FLUSH_SECONDS": _seconds(_positive_number),
     "EVALUATION_WRITER": _one_of("thread", "manual"),
     "EVENT_LOG_PAGE_SIZE": _positive_int,
 }

@@ -92,6 +92,8 @@ class Runner:
         settings = get_settings()
         self.fork_guard = fork_guard or ForkGuard()
         self.dispatcher = dispatcher or Dispatcher()
+        # A round ends after the request in hand once the runner stops (SIGTERM, exit).
+        self.dispatcher.should_stop = lambda: self.stopping
         self.threads = threads or settings.WORKER_THREADS
         self.poll_seconds = poll_seconds or settings.WORKER_POLL_SECONDS
         self.report = Report()

@@ -46,6 +46,11 @@ def test_unknown_key_is_reported_with_a_suggestion():
         ("RETENTION_DAYS", 99_999_999_999, "whole number from 1 to 36500"),
         ("WORKER_POLL_SECONDS", float("nan"), "number greater than 0"),
         ("SHUTDOWN_FLUSH_SECONDS", float("inf"), "number of at least 0"),
+        # Durations that would overflow the date arithmetic of a retry or a lease.
+        ("MAX_AGE_SECONDS", 10**12, "at most 315,360,000 seconds (ten years)"),
+        ("RETRY_MAX_SECONDS", 1e300, "at most 315,360,000 seconds (ten years)"),
+        ("LEASE_SECONDS", 315_360_001, "at most 315,360,000 seconds (ten years)"),
+        ("LEASE_SECONDS", -5, "at least 1"),
     ],
 )
 def test_invalid_values_name_the_key_and_what_is_expected(key, value, expected):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,23 @@ def whole_number(lowest: int, highest: int) -> Callable[[str], int]:
         if not lowest <= number <= highest:
             raise argparse.ArgumentTypeError(
                 f"must be a whole number from {lowest} to {highest}, not {value!r}"
+            )
+        return number
+
+    return parse
+
+
+def seconds(highest: float) -> Callable[[str], float]:
+    """An argument type: a number of seconds, more than 0 and at most ``highest``."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not 0 < number <= highest:  # NaN fails too
+            raise argparse.ArgumentTypeError(
+                f"must be a number of seconds, more than 0 and at most {highest:g}, not {value!r}"
             )
         return number
 

@@ -8,9 +8,10 @@ import pytest
 
 from configcat_segment import outbox
 from configcat_segment.dispatcher import Dispatcher
+from configcat_segment.models import Event
 from configcat_segment.runners import ForkGuard, Runner
 
-from .conftest import enqueue, statuses
+from .conftest import enqueue, statuses, track
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,6 +112,30 @@ def test_stop_lets_the_batch_in_hand_finish(segment_server, connect_to, running)
     assert not thread.is_alive()
     assert statuses() == {"delivered": 5}
     assert runner.report.delivered == 5
+
+
+def test_stop_ends_a_round_after_the_request_in_hand(segment_server, connect_to, running):
+    """A round of several requests (messages of 30 KB): after stop(), the one in flight
+    finishes, and the rest goes back to the queue untried."""
+    connection = connect_to(segment_server)
+    outbox.enqueue(
+        [
+            outbox.build_event(connection, track(n, message_id=f"big-{n}", details="x" * 30_000))
+            for n in range(40)
+        ]
+    )
+    gate = segment_server.hold()
+    runner = Runner(poll_seconds=SAFETY)
+    thread = running(runner)
+    assert gate.arrived.wait(SAFETY)
+    runner.stop()
+    gate.release()
+    thread.join(SAFETY)
+    assert not thread.is_alive()
+    assert len(segment_server.requests) == 1
+    assert statuses() == {"delivered": 16, "pending": 24}
+    assert (runner.report.delivered, runner.report.released) == (16, 24)
+    assert set(Event.objects.filter(status="pending").values_list("attempts", flat=True)) == {0}
 
 
 def test_finish_delivers_what_is_due_then_stops(segment_server, connect_to, running):

@@ -107,6 +107,16 @@ def test_bad_arguments_are_one_line_errors(capsys, segment_connection, args, mes
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf", "soon"])
+def test_a_bad_timeout_is_a_one_line_usage_error(capsys, segment_connection, timeout):
+    code, out, err = run(capsys, COMMAND, "Production", "--timeout", timeout)
+    assert code == 2  # argparse's code for a bad argument
+    assert out == ""
+    assert "--timeout: must be a number of seconds, more than 0 and at most 3600" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.django_db
 def test_an_unreachable_site_is_a_one_line_error(capsys, segment_connection):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from ...changes import render_body
 from ...conf import get_settings, setting_path
 from ...models import SegmentConnection
 from ...signing import signature_headers
-from ..base import JSONCommand, get_connection
+from ..base import JSONCommand, get_connection, seconds
 
 SAMPLE_CONFIG_ID = "08d8cbd0-0000-4000-8000-5a3b1ec0f1a6"
 SAMPLE_ENVIRONMENT_ID = "08d8cbd0-0000-4000-8000-e5d1a6e0c7b2"
@@ -97,7 +97,10 @@ class Command(JSONCommand):
             help="Who the sample says made the change (default: %(default)s).",
         )
         parser.add_argument(
-            "--timeout", type=float, default=10.0, help="Seconds to wait for the answer."
+            "--timeout",
+            type=seconds(3600),
+            default=10.0,
+            help="Seconds to wait for the answer (default: %(default)s).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
