@@ -183,7 +183,10 @@ class Dispatcher:
     # -- public --------------------------------------------------------------------------
 
     def due_connections(self) -> list[uuid.UUID]:
-        """Connections that have events due now and whose delivery is not paused.
+        """Connected connections that have events due now and whose delivery is not paused.
+
+        A disconnected connection forwards nothing: its queued events wait for it to be
+        reconnected.
 
         One probe of the due index per connection, however long the backlog is.
         """
@@ -192,6 +195,7 @@ class Dispatcher:
         ready = SegmentConnection.objects.using(self.db).filter(
             Q(delivery_paused_until__isnull=True) | Q(delivery_paused_until__lte=now),
             Exists(due),
+            connected=True,
         )
         return list(ready.order_by().values_list("pk", flat=True))
 
@@ -199,7 +203,7 @@ class Dispatcher:
         """One round for one connection: claim, then send and settle request by request."""
         connection = SegmentConnection.objects.using(self.db).filter(pk=connection_id).first()
         now = self.clock()
-        if connection is None or connection.is_paused(now):
+        if connection is None or not connection.connected or connection.is_paused(now):
             return Report()
         s = self.settings
         lease_until = now + dt.timedelta(seconds=s.LEASE_SECONDS)
@@ -375,8 +379,9 @@ class Dispatcher:
         if count < len(events):
             rnd.report.lost += len(events) - count
             logger.warning(
-                "configcat_segment: %d events were claimed by another worker after this "
-                "one's lease ran out; their outcome here is discarded",
+                "configcat_segment: %d events were claimed again (this round's lease ran "
+                "out) or put back in the queue (requeued, or their connection fixed) while "
+                "this round sent them; its outcome for them is discarded",
                 len(events) - count,
             )
         return count

@@ -36,6 +36,8 @@ def normalise_endpoint(url: str) -> str:
         raise InvalidEndpoint(f"{text!r} must start with http:// or https://.")
     if not parts.hostname:
         raise InvalidEndpoint(f"{text!r} has no host name.")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise InvalidEndpoint(f"{text!r} must not contain spaces or control characters.")
     if parts.username or parts.password:
         raise InvalidEndpoint(
             f"{text!r} must not contain credentials; the write key is the credential."

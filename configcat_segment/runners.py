@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -103,7 +104,9 @@ class Runner:
         self._stopping = threading.Event()
         self._deadline: float | None = None  # monotonic; set by finish()
         self._lanes: dict[uuid.UUID, threading.Thread] = {}
-        self._broken: dict[uuid.UUID, float] = {}  # connection -> monotonic time to retry
+        # Connections not to look at again before a monotonic time: their lane failed, or
+        # found nothing it could claim (rows locked by another transaction, say).
+        self._resting: dict[uuid.UUID, float] = {}
         self._turns = itertools.count()
         self._served: dict[uuid.UUID, int] = {}  # connection -> turn its last lane started
         self._lanes_wanted = False  # due connections are waiting for a lane
@@ -136,7 +139,7 @@ class Runner:
                 self._wake.clear()
                 # Read before looking for events: finish() called after the look wakes us.
                 finishing = until_idle or self._deadline is not None
-                due = self._due_connections(skip_broken_for_good=until_idle)
+                due = self._due_connections(rest_for_good=until_idle)
                 self._start_lanes(due)
                 with self._lock:
                     idle = not self._lanes
@@ -150,7 +153,7 @@ class Runner:
                 connections.close_all()
         return self.report
 
-    def _due_connections(self, *, skip_broken_for_good: bool) -> list[uuid.UUID]:
+    def _due_connections(self, *, rest_for_good: bool) -> list[uuid.UUID]:
         try:
             with self.fork_guard.database():
                 close_old_connections()
@@ -164,9 +167,9 @@ class Runner:
             return []
         now = time.monotonic()
         with self._lock:
-            if not skip_broken_for_good:
-                self._broken = {c: t for c, t in self._broken.items() if t > now}
-            return [c for c in due if c not in self._broken]
+            if not rest_for_good:
+                self._resting = {c: t for c, t in self._resting.items() if t > now}
+            return [c for c in due if c not in self._resting]
 
     def _start_lanes(self, connection_ids: list[uuid.UUID]) -> None:
         """A lane for each due connection that has none, least recently served first,
@@ -203,19 +206,29 @@ class Runner:
                 with self._lock:
                     self.report.add(report)
                     give_way = self._lanes_wanted
+                if not report.claimed:
+                    # Due, yet nothing to claim: looking again at once would spin as long
+                    # as whatever holds those rows does. Not before the next poll.
+                    self._rest(connection_id)
+                    break
                 if not report.more or give_way:
                     break
         except Exception:
             logger.exception("configcat_segment: delivering to %s failed", connection_id)
-            with self._lock:  # not again before the next poll: no hot loop on a broken database
-                self._broken[connection_id] = time.monotonic() + self.poll_seconds
+            with self._lock:
                 self.errors += 1
+            self._rest(connection_id)  # no hot loop on a broken database
         finally:
             with self.fork_guard.database():
                 connections.close_all()  # this thread's connections only
             with self._lock:
                 del self._lanes[connection_id]
             self._wake.set()
+
+    def _rest(self, connection_id: uuid.UUID) -> None:
+        """Leave ``connection_id`` alone until the next poll (with ``until_idle``: for good)."""
+        with self._lock:
+            self._resting[connection_id] = time.monotonic() + self.poll_seconds
 
     def _join_lanes(self) -> None:
         while True:
@@ -228,6 +241,17 @@ class Runner:
 
 
 # -- the "thread" runner: in the web process -------------------------------------------
+
+
+def testing() -> bool:
+    """Whether Django's test environment is set up (``manage.py test``, pytest-django).
+
+    The thread runner stays off there. Started by a test's request or event, it would keep
+    the test database open at its teardown and then, the settings restored, deliver the
+    real database's events. Tests that want delivery run the dispatcher themselves.
+    """
+    test_utils = sys.modules.get("django.test.utils")  # never imported: not testing
+    return test_utils is not None and hasattr(test_utils._TestState, "saved_data")
 
 
 class _Background:
@@ -249,7 +273,10 @@ class _Background:
         self.exiting = False
 
     def ensure_started(self) -> Runner | None:
-        """The running runner, started if need be; None if no thread can start."""
+        """The running runner, started if need be; None if no thread can start, or while
+        Django's test environment is set up (see :func:`testing`)."""
+        if testing():
+            return None
         with self.lock:
             self.wanted = True
             if self.thread is None or not self.thread.is_alive():
@@ -293,8 +320,8 @@ class _Background:
             runner.finish(timeout)
             thread.join(timeout)
         elif wanted:
-            # Bounded per round, not per request: a batch in Segment's hands when the
-            # time is up is still waited for (at most HTTP_TIMEOUT_SECONDS).
+            # A request in Segment's hands when the time is up is still waited for (at
+            # most HTTP_TIMEOUT_SECONDS); no other starts.
             runner = Runner(fork_guard=self.fork_guard)
             runner.finish(timeout)
             runner.run()

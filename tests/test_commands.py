@@ -207,3 +207,25 @@ def test_status_with_nothing(capsys):
         "events": {"pending": 0, "delivered": 0, "failed": 0, "dead": 0},
         "evaluations": {"dropped": 0, "failed": 0},
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        (
+            "configcat_segment_connect",
+            ["--name", "P\udcff", "--write-key", WRITE_KEY, "--region", "us"],
+        ),
+        ("configcat_segment_disconnect", ["Prod\x00"]),
+        ("configcat_segment_requeue", ["--connection", "\udcfe"]),
+    ],
+)
+def test_arguments_that_are_not_text_are_one_line_errors(capsys, name, args):
+    """Bytes that are not UTF-8 reach Python as lone surrogates; NUL only through
+    call_command. Neither can be stored, shown or looked up."""
+    code, out, err = run(capsys, name, *args)
+    assert code == 1
+    assert out == ""
+    assert "give text:" in err
+    assert "has a NUL character or bytes that are not UTF-8" in err
+    assert len(err.strip().splitlines()) == 1

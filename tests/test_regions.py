@@ -31,6 +31,8 @@ def test_endpoints():
         ("asia", "must be 'us', 'eu' or an http(s) URL"),
         ("ftp://example.com", "must start with http:// or https://"),
         ("https://", "has no host name"),
+        ("http://exa mple.com", "must not contain spaces or control characters"),
+        ("https://example.com/a\tb", "must not contain spaces or control characters"),
         ("https://user:pw@example.com", "must not contain credentials"),
         ("https://example.com/?x=1", "query string or fragment"),
         ("https://example.com/#top", "query string or fragment"),

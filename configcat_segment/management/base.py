@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
+from ..messages import text_safe
 from ..models import SegmentConnection
 
 
@@ -34,6 +35,17 @@ class JSONCommand(BaseCommand):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.__class__ = OneLineParser
         return parser
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        for name, value in [*((None, arg) for arg in args), *options.items()]:
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, str) and text_safe(text) != text:
+                    where = f"--{name.replace('_', '-')}: " if name else ""
+                    raise CommandError(
+                        f"{where}give text: {text!r} has a NUL character or bytes that are "
+                        "not UTF-8."
+                    )
+        return super().execute(*args, **options)
 
     def emit(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2))

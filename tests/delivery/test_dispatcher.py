@@ -329,12 +329,17 @@ def test_a_message_segment_would_refuse_goes_dead_alone(segment_server, connect_
     assert statuses() == {"delivered": 2, "dead": 1}
 
 
-def test_events_of_a_disconnected_connection_that_were_queued_are_still_delivered(
+def test_events_of_a_disconnected_connection_wait_for_it_to_be_reconnected(
     segment_server, connect_to, dispatcher
 ):
     connection = connect_to(segment_server)
     enqueue(connection, range(2))
     connection.disconnect()
+    assert dispatcher.due_connections() == []
+    assert dispatcher.deliver(connection.pk).claimed == 0
+    assert segment_server.requests == []
+    assert statuses() == {"pending": 2}
+    connection.connect()
     assert dispatcher.deliver_due().delivered == 2
 
 

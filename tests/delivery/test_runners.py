@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from configcat_segment import outbox
-from configcat_segment.dispatcher import Dispatcher
+from configcat_segment import outbox, runners
+from configcat_segment.dispatcher import Dispatcher, Report
 from configcat_segment.models import Event
 from configcat_segment.runners import ForkGuard, Runner
 
@@ -211,3 +211,35 @@ def test_the_fork_guard_gives_up_waiting_after_its_timeout():
     with guard.database():
         guard.before_fork(timeout=0.01)  # returns: a fork is never blocked for good
     guard.after_fork_in_parent()
+
+
+def test_a_connection_due_yet_with_nothing_to_claim_rests_until_the_next_poll(
+    segment_server, connect_to
+):
+    """Its due rows are locked by another transaction (say): the claim finds nothing. The
+    runner must not look again at once, which would spin for as long as the lock is held."""
+    connection = connect_to(segment_server)
+    enqueue(connection, range(3))
+    rounds = []
+
+    class NothingToClaim(Dispatcher):
+        def deliver(self, connection_id):
+            rounds.append(connection_id)
+            if len(rounds) > 5:
+                raise RuntimeError("spinning")  # the lane logs it, and rests at last
+            return Report()
+
+    report = Runner(NothingToClaim(), poll_seconds=SAFETY).run(until_idle=True)
+    assert rounds == [connection.pk]
+    assert report.claimed == 0
+    assert statuses() == {"pending": 3}
+
+
+def test_the_thread_runner_stays_off_in_django_s_test_environment(settings):
+    """A test's request or event would otherwise start it: it would hold the test database
+    open at teardown, and deliver the real database's events after it."""
+    assert runners.testing()  # pytest-django set up Django's test environment
+    assert runners._background.ensure_started() is None
+    runners.start_on_request()
+    assert runners.background_runner() is None
+    assert "configcat-segment-runner" not in {t.name for t in threading.enumerate()}

@@ -96,6 +96,17 @@ def test_signs_with_every_key_of_the_connection(capsys, make_connection):
         (["Nope"], "No Segment connection has the id or name 'Nope'."),
         (["Production", "--url", "127.0.0.1:8000"], "--url: give the site's http:// or https://"),
         (["Production", "--url", "ftp://host"], "--url: give the site's http:// or https://"),
+        *(
+            (["Production", "--url", url], "--url: give the site's http:// or https://")
+            for url in (
+                "http://[::1",
+                "http://127.0.0.1:abc",
+                "http://exa mple.com",
+                "http://h/?q=1",
+            )
+        ),
+        (["Prod\x00uction"], "give text: 'Prod\\x00uction' has a NUL character"),
+        (["Production", "--setting-key", "k\udcff"], "--setting-key: give text:"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(capsys, segment_connection, args, message):

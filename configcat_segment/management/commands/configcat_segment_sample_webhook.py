@@ -51,6 +51,22 @@ def curl_command(url: str, headers: dict[str, str], body: bytes) -> str:
     return " \\\n  ".join(lines) + "\n"
 
 
+def is_site_address(url: str) -> bool:
+    """Whether ``url`` is where a site answers: http(s), a host, a valid port, and no
+    query or fragment (the webhook's path is added to it)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:  # "http://[::1", "http://host:abc"
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not any(c.isspace() for c in url)
+        and not (parts.query or parts.fragment or "?" in url or "#" in url)
+    )
+
+
 def send(url: str, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, Any]:
     """POST ``body``; returns the status and the answer (JSON when it is JSON)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
@@ -59,7 +75,7 @@ def send(url: str, headers: dict[str, str], body: bytes, timeout: float) -> tupl
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: InvalidURL
         reason = getattr(exc, "reason", exc)
         raise CommandError(f"Could not reach {url}: {reason}") from None
     try:
@@ -111,8 +127,7 @@ class Command(JSONCommand):
                 "configcat_segment's URLs are not in the URLconf, so there is no webhook URL."
             )
         base = options["url"].strip().rstrip("/")
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not is_site_address(base):
             raise CommandError(
                 f"--url: give the site's http:// or https:// address, such as "
                 f"http://127.0.0.1:8000, not {base!r}."
