@@ -102,6 +102,7 @@ class Runner:
         self.errors = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._stop_signalled = False  # by stop_from_signal(): a plain flag, no lock
         self._deadline: float | None = None  # monotonic; set by finish()
         self._lanes: dict[uuid.UUID, threading.Thread] = {}
         # Connections not to look at again before a monotonic time: their lane failed, or
@@ -121,6 +122,12 @@ class Runner:
         self._stopping.set()
         self._wake.set()
 
+    def stop_from_signal(self) -> None:
+        """:meth:`stop`, for a signal handler: it takes no lock, since the interrupted
+        thread may hold the one it would need (``Event.set()`` there can deadlock). The
+        loop notices within ``WORKER_POLL_SECONDS``; lanes, before their next request."""
+        self._stop_signalled = True
+
     def finish(self, timeout: float) -> None:
         """Deliver what is due, for at most ``timeout`` seconds more, then stop."""
         self._deadline = time.monotonic() + timeout
@@ -130,7 +137,7 @@ class Runner:
     def stopping(self) -> bool:
         if self._deadline is not None and time.monotonic() >= self._deadline:
             return True
-        return self._stopping.is_set()
+        return self._stop_signalled or self._stopping.is_set()
 
     def run(self, *, until_idle: bool = False) -> Report:
         """Deliver in this thread, lanes in others. Returns what was done."""

@@ -85,7 +85,7 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(segment_server, connect_
     assert worker.returncode == 0, err
     assert json.loads(out)["delivered"] == 5
     assert statuses() == {"delivered": 5}
-    assert "SIGTERM received, finishing the batches in hand" in err
+    assert "stopped on SIGTERM, the requests in hand finished" in err
 
 
 EVENT_IDS = "must be a whole number from 1 to 9223372036854775807"  # a BigAutoField

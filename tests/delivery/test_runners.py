@@ -243,3 +243,22 @@ def test_the_thread_runner_stays_off_in_django_s_test_environment(settings):
     runners.start_on_request()
     assert runners.background_runner() is None
     assert "configcat-segment-runner" not in {t.name for t in threading.enumerate()}
+
+
+def test_stopping_from_a_signal_handler_takes_no_lock(segment_server, connect_to, running):
+    """A signal handler runs in whatever thread the signal interrupts, which may be inside
+    Event.wait() holding the event's own lock: Event.set() there never returns."""
+    runner = Runner(poll_seconds=0.05)
+    thread = running(runner)
+    stopped = threading.Event()
+
+    def handler_interrupting_a_wait():
+        with runner._wake._cond:  # where the loop's thread may be when SIGTERM arrives
+            runner.stop_from_signal()
+        stopped.set()
+
+    handler = threading.Thread(target=handler_interrupting_a_wait, daemon=True)
+    handler.start()
+    assert stopped.wait(SAFETY)
+    thread.join(SAFETY)
+    assert not thread.is_alive()

@@ -29,13 +29,13 @@ class Command(JSONCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         runner = Runner()
+        received: list[int] = []
 
         def stop(signum: int, frame: FrameType | None) -> None:
-            logger.info(
-                "configcat_segment: %s received, finishing the batches in hand",
-                signal.Signals(signum).name,
-            )
-            runner.stop()
+            # Nothing that takes a lock (not even logging): the thread this interrupts may
+            # hold it.
+            received.append(signum)
+            runner.stop_from_signal()
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -49,6 +49,11 @@ class Command(JSONCommand):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if received:
+            logger.info(
+                "configcat_segment: stopped on %s, the requests in hand finished",
+                signal.Signals(received[0]).name,
+            )
         self.emit({**report.as_dict(), "errors": runner.errors})
         if options["once"] and runner.errors:
             raise CommandError(
