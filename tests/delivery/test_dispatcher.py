@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.db import connection as db_connection
 
 from configcat_segment import outbox, transport
 from configcat_segment.dispatcher import OVERSIZED_ERROR, Dispatcher
@@ -418,3 +419,23 @@ def test_a_message_shrunk_when_written_is_delivered_within_segment_s_limit(
         "_trimmed": True,
     }
     assert all(len(json.dumps(m).encode()) <= 32 * 1024 for m in sent.values())
+
+
+def test_the_claim_reads_the_due_index_in_order(segment_server, connect_to):
+    """The statuses are written into the SQL: with parameters, SQLite cannot tell that the
+    query matches the partial index, and sorted every due row on each claim."""
+    connection = connect_to(segment_server)
+    due = Event.objects.due().filter(connection=connection).order_by("next_attempt_at")
+    sql, params = due.values_list("pk").query.sql_with_params()
+    assert "IN ('pending', 'failed')" in sql
+    if db_connection.vendor == "sqlite":
+        with db_connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "USING INDEX cs_event_conn_due" in plan
+        assert "TEMP B-TREE" not in plan
+
+
+def test_in_constants_takes_identifiers_only():
+    with pytest.raises(ValueError, match="identifiers only"):
+        str(Event.objects.filter(status__in_constants=["x') OR ('1"]).query)
