@@ -350,13 +350,13 @@ class Dispatcher:
         if the runner is stopping, or if another dispatcher paused the connection since."""
         if self.clock() >= rnd.send_until or self.should_stop():
             return False
-        paused_until = (
+        rnd.connection.delivery_paused_until = (
             SegmentConnection.objects.using(self.db)
             .filter(pk=rnd.connection.pk)
             .values_list("delivery_paused_until", flat=True)
             .first()
         )
-        return paused_until is None or paused_until <= self.clock()
+        return not rnd.connection.is_paused(self.clock())
 
     # -- settle --------------------------------------------------------------------------
 
@@ -573,8 +573,6 @@ class Dispatcher:
         while Segment is down, rate limits us or refuses the connection, more requests
         would only add failures."""
         paused = Greatest(Coalesce(F("delivery_paused_until"), Value(until)), Value(until))
-        row = SegmentConnection.objects.using(self.db).filter(pk=rnd.connection.pk)
-        row.update(delivery_paused_until=paused)
-        rnd.connection.delivery_paused_until = row.values_list(
-            "delivery_paused_until", flat=True
-        ).first()
+        SegmentConnection.objects.using(self.db).filter(pk=rnd.connection.pk).update(
+            delivery_paused_until=paused
+        )
