@@ -46,9 +46,9 @@ from django.utils import timezone  # noqa: E402
 from segment.analytics import Client  # noqa: E402
 
 from benchmarks.delivery_settings import SQLITE_PATH, SwitchRouter  # noqa: E402
-from configcat_segment import messages  # noqa: E402
+from configcat_segment.delivery.runner import Runner  # noqa: E402
 from configcat_segment.models import Event, SegmentConnection  # noqa: E402
-from configcat_segment.runners import Runner  # noqa: E402
+from configcat_segment.segment import payloads as messages  # noqa: E402
 from tests.segment_server import SegmentServer  # noqa: E402
 
 WRITE_KEY = "wk_benchmark_0123456789abcdef"

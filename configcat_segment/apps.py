@@ -9,8 +9,11 @@ class ConfigCatSegmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, health, runners, transport
+        from . import checks
         from .conf import get_settings
+        from .delivery import credentials as health
+        from .delivery import runner as runners
+        from .segment import transport
 
         checks.register()
         transport.install_log_filter()

@@ -134,7 +134,7 @@ def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 
 
 def check_user_factory(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .users import load_user_factory
+    from .evaluations.users import load_user_factory
 
     try:
         dotted_path = get_settings().USER_FACTORY
@@ -155,7 +155,7 @@ def check_user_factory(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
 
 
 def check_client_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .client import client_options
+    from .evaluations.client import client_options
 
     try:
         settings = get_settings()

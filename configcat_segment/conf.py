@@ -174,7 +174,7 @@ class AppSettings:
 
     # Evaluations: what is forwarded.
     FORWARD_EVALUATIONS: bool = True
-    USER_FACTORY: str = "configcat_segment.users.default_user_factory"
+    USER_FACTORY: str = "configcat_segment.evaluations.users.default_user_factory"
     DEDUP_WINDOW_SECONDS: int = 300
     DEDUP_MAX_KEYS: int = 100_000
     SAMPLE_RATE: float = 1.0

@@ -14,10 +14,10 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponseBase
 
-from . import writer
-from .client import aget_client, get_client
 from .conf import get_settings
-from .context import AnonymousIdSource, RequestContext, current
+from .evaluations import store as writer
+from .evaluations.client import aget_client, get_client
+from .evaluations.context import AnonymousIdSource, RequestContext, current
 
 ANONYMOUS_ID_COOKIE_MAX_AGE = 365 * 24 * 3600
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from .messages import text_safe
+from .segment.payloads import text_safe
 
 REDACTED: Final = "…"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery import shared_task
 
-from .runners import Runner
+from .delivery.runner import Runner
 
 TASK_NAME = "configcat_segment.deliver"
 

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from . import webhooks
 from .eventlog import api as eventlog_api
 from .eventlog import views as eventlog
+from .webhooks import views as webhooks
 
 app_name = "configcat_segment"
 

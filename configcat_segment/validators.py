@@ -7,7 +7,7 @@ import re
 from django.core.exceptions import ValidationError
 
 from .constants import SIGNING_KEY_PREFIX
-from .regions import InvalidEndpoint, normalise_endpoint
+from .segment.regions import InvalidEndpoint, normalise_endpoint
 
 _WHITESPACE = re.compile(r"\s")
 

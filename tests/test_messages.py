@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configcat_segment import messages
 from configcat_segment.constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
+from configcat_segment.segment import payloads as messages
 
 WHEN = dt.datetime(2026, 11, 21, 10, 30, 5, 123456, tzinfo=dt.UTC)
 

@@ -3,8 +3,9 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from configcat_segment import messages, outbox
+from configcat_segment.delivery import outbox
 from configcat_segment.models import Event
+from configcat_segment.segment import payloads as messages
 from configcat_segment.signals import event_dead
 
 pytestmark = pytest.mark.django_db

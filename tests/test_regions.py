@@ -1,7 +1,7 @@
 import pytest
 
 from configcat_segment.redaction import redact, scrub_headers
-from configcat_segment.regions import InvalidEndpoint, endpoint_for, parse_region
+from configcat_segment.segment.regions import InvalidEndpoint, endpoint_for, parse_region
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import webhooks
 from ..eventlog.display import body_text
 from ..models import WebhookReceipt
 from ..redaction import scrub_headers
+from ..webhooks import views as webhooks
 
 # Receipts that produced no events: processing failed, or the connection was not
 # forwarding changes at the time (reprocessing forwards them if it is now).

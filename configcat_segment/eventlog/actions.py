@@ -14,7 +14,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.db.models import QuerySet
 
-from .. import outbox
+from ..delivery import outbox
 from ..models import Event
 
 RETRYABLE: Final = (Event.Status.FAILED, Event.Status.DEAD)

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from ..messages import text_safe
 from ..models import SegmentConnection
+from ..segment.payloads import text_safe
 
 
 class OneLineParser(CommandParser):

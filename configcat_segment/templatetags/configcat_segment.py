@@ -10,8 +10,8 @@ from typing import Any
 
 from django import template
 
-from ..client import get_client
-from ..users import user_for
+from ..evaluations.client import get_client
+from ..evaluations.users import user_for
 
 register = template.Library()
 

@@ -18,9 +18,10 @@ from django.db.models import Max, Min
 from django.test import override_settings
 from django.utils import timezone
 
-from configcat_segment import messages, outbox
 from configcat_segment.conf import get_settings
+from configcat_segment.delivery import outbox
 from configcat_segment.models import Event, SegmentConnection
+from configcat_segment.segment import payloads as messages
 from tests.segment_server import SegmentServer
 
 

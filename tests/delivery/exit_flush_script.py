@@ -13,7 +13,7 @@ import json
 import sys
 
 if "--writer-first" in sys.argv:
-    import configcat_segment.writer  # noqa: F401
+    import configcat_segment.evaluations.store  # noqa: F401
 
 import django
 
@@ -21,8 +21,9 @@ django.setup()
 
 from configcatclient.user import User  # noqa: E402
 
-from configcat_segment import runners, writer  # noqa: E402
-from configcat_segment.evaluations import Evaluation  # noqa: E402
+from configcat_segment.delivery import runner as runners  # noqa: E402
+from configcat_segment.evaluations import store as writer  # noqa: E402
+from configcat_segment.evaluations.payloads import Evaluation  # noqa: E402
 
 
 def evaluation(n):

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from configcat_segment.batching import Limits, plan_batches, request_body, request_overhead
-from configcat_segment.messages import encoded_size
+from configcat_segment.segment.batching import Limits, plan_batches, request_body, request_overhead
+from configcat_segment.segment.payloads import encoded_size
 
 SENT_AT = "2026-01-02T03:04:05.678Z"
 KEY = "wk_0123456789abcdef"

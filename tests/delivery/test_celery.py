@@ -6,7 +6,9 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
-from configcat_segment import outbox, runners, tasks
+from configcat_segment import tasks
+from configcat_segment.delivery import outbox
+from configcat_segment.delivery import runner as runners
 
 from .conftest import SAFETY_SECONDS, enqueue, statuses, wait_for
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from configcat_segment import outbox
+from configcat_segment.delivery import outbox
 from configcat_segment.models import Event
 from tests.test_commands import run
 

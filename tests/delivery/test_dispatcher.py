@@ -6,9 +6,10 @@ import json
 import pytest
 from django.db import connection as db_connection
 
-from configcat_segment import outbox, transport
-from configcat_segment.dispatcher import OVERSIZED_ERROR, Dispatcher
+from configcat_segment.delivery import outbox
+from configcat_segment.delivery.dispatcher import OVERSIZED_ERROR, Dispatcher
 from configcat_segment.models import Event
+from configcat_segment.segment import transport
 from configcat_segment.signals import event_dead, event_delivered
 from tests.segment_server import refused_url
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from django.core.management import call_command
 
-from configcat_segment import outbox
-from configcat_segment.dispatcher import Dispatcher
+from configcat_segment.delivery import outbox
+from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.models import Event, SegmentConnection
 
 from .conftest import enqueue, statuses

@@ -8,7 +8,7 @@ import pytest
 from django.db import connections
 from django.db.models import Min
 
-from configcat_segment.dispatcher import Dispatcher
+from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.models import Event
 
 from .conftest import (

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from configcat_segment.retry import (
+from configcat_segment.segment.retry import (
     Verdict,
     backoff_seconds,
     classify,

@@ -9,9 +9,10 @@ import pytest
 from django.db import connections as db_connections
 from django.db import transaction
 
-from configcat_segment import outbox, transport
-from configcat_segment.dispatcher import MAX_SPLIT_REQUESTS, Dispatcher
+from configcat_segment.delivery import outbox
+from configcat_segment.delivery.dispatcher import MAX_SPLIT_REQUESTS, Dispatcher
 from configcat_segment.models import Event, SegmentConnection
+from configcat_segment.segment import transport
 from configcat_segment.signals import event_delivered
 
 from .conftest import (

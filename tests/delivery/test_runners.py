@@ -6,10 +6,11 @@ import time
 
 import pytest
 
-from configcat_segment import outbox, runners
-from configcat_segment.dispatcher import Dispatcher, Report
+from configcat_segment.delivery import outbox
+from configcat_segment.delivery import runner as runners
+from configcat_segment.delivery.dispatcher import Dispatcher, Report
+from configcat_segment.delivery.runner import ForkGuard, Runner
 from configcat_segment.models import Event
-from configcat_segment.runners import ForkGuard, Runner
 
 from .conftest import enqueue, statuses, track
 

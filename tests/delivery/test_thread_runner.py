@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from configcat_segment import runners, writer
+from configcat_segment.delivery import runner as runners
+from configcat_segment.evaluations import store as writer
 
 from .conftest import SAFETY_SECONDS, enqueue, message_id, statuses, subprocess_env
 

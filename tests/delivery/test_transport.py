@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from configcat_segment import transport
+from configcat_segment.segment import transport
 from tests.segment_server import SegmentServer, refused_url
 
 from .conftest import track

@@ -22,7 +22,7 @@ django.setup()
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.db import connections  # noqa: E402
 
-from configcat_segment import runners  # noqa: E402
+from configcat_segment.delivery import runner as runners  # noqa: E402
 from configcat_segment.models import Event  # noqa: E402
 from tests.delivery.conftest import enqueue  # noqa: E402
 

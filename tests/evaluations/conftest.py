@@ -16,11 +16,11 @@ from django.conf import settings
 from django.db import OperationalError, connection
 from django.test import override_settings
 
-from configcat_segment import client as client_module
 from configcat_segment.constants import FLAG_EVALUATED
+from configcat_segment.evaluations import client as client_module
+from configcat_segment.evaluations.hook import recorder
+from configcat_segment.evaluations.store import get_writer
 from configcat_segment.models import Event
-from configcat_segment.recorder import recorder
-from configcat_segment.writer import get_writer
 
 DATA = Path(__file__).parent / "data"
 CONFIG_V6 = DATA / "config_v6.json"

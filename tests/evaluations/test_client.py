@@ -20,9 +20,9 @@ from configcatclient.user import User
 from django.core.exceptions import ImproperlyConfigured
 
 import configcat_segment
-from configcat_segment import client as client_module
-from configcat_segment.client import client_options
 from configcat_segment.conf import AppSettings, get_settings
+from configcat_segment.evaluations import client as client_module
+from configcat_segment.evaluations.client import client_options
 
 from .conftest import CONFIG_V6, PRO_USER, tracks
 
@@ -205,7 +205,7 @@ def test_the_first_async_evaluation_waits_for_the_config_off_the_event_loop(conf
     an async view's must not hold the event loop meanwhile."""
     from django.test import AsyncRequestFactory
 
-    from configcat_segment.context import RequestContext
+    from configcat_segment.evaluations.context import RequestContext
     from configcat_segment.middleware import RequestFlags
 
     sdk_key = "PKDVCLf-Hq-h-kCzMp-L7Q/psuH7BGHoUmdONrzzUOY7A"

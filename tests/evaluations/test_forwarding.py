@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 import configcat_segment
-from configcat_segment import writer
 from configcat_segment.constants import INTEGRATION
+from configcat_segment.evaluations import store as writer
 from configcat_segment.models import EvaluationCounter, Event
 
 from .conftest import FLAGS, PLAIN_USER, PRO_USER, database_away, identifies, tracks
@@ -144,13 +144,15 @@ def test_an_evaluation_without_a_user_gets_a_random_anonymous_id(segment_connect
 
 def test_failed_evaluations_are_counted_and_logged_not_sent(segment_connection, caplog):
     client = configcat_segment.get_client()
-    with caplog.at_level(logging.WARNING, logger="configcat_segment.recorder"):
+    with caplog.at_level(logging.WARNING, logger="configcat_segment.evaluations.hook"):
         for _ in range(3):
             assert client.get_value("noSuchFlag", "fallback", PRO_USER) == "fallback"
     configcat_segment.flush()
     assert tracks() == []
     assert EvaluationCounter.objects.totals() == {"failed": 3}
-    messages = [r.getMessage() for r in caplog.records if r.name == "configcat_segment.recorder"]
+    messages = [
+        r.getMessage() for r in caplog.records if r.name == "configcat_segment.evaluations.hook"
+    ]
     assert len(messages) == 1, "logged at most once a minute"
     assert "'noSuchFlag'" in messages[0]
 
@@ -207,7 +209,7 @@ def test_the_same_evaluation_from_two_processes_is_stored_once(segment_connectio
 def test_a_full_buffer_drops_counts_and_shows_in_status(segment_connection, configure, caplog):
     configure(EVALUATION_BUFFER_SIZE=3)
     client = configcat_segment.get_client()
-    with caplog.at_level(logging.WARNING, logger="configcat_segment.writer"):
+    with caplog.at_level(logging.WARNING, logger="configcat_segment.evaluations.store"):
         for n in range(5):
             client.get_value("isPremium", False, User(f"user-{n}"))
     assert len(writer.get_writer()) == 3
@@ -222,7 +224,10 @@ def test_a_full_buffer_drops_counts_and_shows_in_status(segment_connection, conf
 def test_when_the_database_fails_evaluations_wait_for_the_next_flush(segment_connection, caplog):
     configcat_segment.get_client().get_value("isPremium", False, PRO_USER)
 
-    with database_away(), caplog.at_level(logging.ERROR, logger="configcat_segment.writer"):
+    with (
+        database_away(),
+        caplog.at_level(logging.ERROR, logger="configcat_segment.evaluations.store"),
+    ):
         assert configcat_segment.flush() == 0
     assert "could not write 1 evaluations" in caplog.text
     assert len(writer.get_writer()) == 1

@@ -15,7 +15,7 @@ from django.db import connections
 from django.test import AsyncClient, Client, override_settings
 
 import configcat_segment
-from configcat_segment import writer
+from configcat_segment.evaluations import store as writer
 
 from .conftest import identifies, tracks
 
@@ -276,7 +276,7 @@ def test_a_user_factory_from_settings(segment_connection, configure):
 def test_a_wrong_user_factory_is_a_clear_error(configure):
     from django.core.exceptions import ImproperlyConfigured
 
-    from configcat_segment.users import load_user_factory
+    from configcat_segment.evaluations.users import load_user_factory
 
     with pytest.raises(
         ImproperlyConfigured,

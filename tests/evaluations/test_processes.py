@@ -18,9 +18,9 @@ from configcatclient.user import User
 from django.db import connections
 
 import configcat_segment
-from configcat_segment import writer
+from configcat_segment.evaluations import store as writer
+from configcat_segment.evaluations.hook import recorder
 from configcat_segment.models import Event
-from configcat_segment.recorder import recorder
 
 from .conftest import CONFIG_V6, PRO_USER, tracks
 

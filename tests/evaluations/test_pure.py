@@ -9,9 +9,9 @@ import pytest
 from configcatclient.user import User
 
 from configcat_segment.constants import FLAG_EVALUATED, INTEGRATION
-from configcat_segment.context import parse_anonymous_id, session_anonymous_id
-from configcat_segment.dedup import DedupCache
-from configcat_segment.evaluations import (
+from configcat_segment.evaluations.context import parse_anonymous_id, session_anonymous_id
+from configcat_segment.evaluations.dedup import DedupCache
+from configcat_segment.evaluations.payloads import (
     Evaluation,
     event_value,
     in_sample,

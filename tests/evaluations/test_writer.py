@@ -18,8 +18,8 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 import configcat_segment
-from configcat_segment import writer
-from configcat_segment.evaluations import Evaluation, messages_for
+from configcat_segment.evaluations import store as writer
+from configcat_segment.evaluations.payloads import Evaluation, messages_for
 from configcat_segment.models import EvaluationCounter, Event
 
 from .conftest import database_away, tracks
@@ -94,7 +94,7 @@ def test_a_row_the_database_refuses_is_dropped_counted_and_logged_the_rest_are_w
     batch[3] = evaluation(database_refuses_a_flag, users[3])
     batch[7] = evaluation(database_refuses_a_flag, users[7])
     writer.add(batch)
-    with caplog.at_level(logging.WARNING, logger="configcat_segment.writer"):
+    with caplog.at_level(logging.WARNING, logger="configcat_segment.evaluations.store"):
         assert configcat_segment.flush() == 8
 
     assert sorted(t["userId"] for t in tracks()) == sorted(

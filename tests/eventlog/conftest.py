@@ -12,9 +12,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from configcat_segment import messages, outbox
 from configcat_segment.constants import FLAG_CHANGED, FLAG_EVALUATED
+from configcat_segment.delivery import outbox
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
+from configcat_segment.segment import payloads as messages
 
 from ..conftest import CsrfClient
 

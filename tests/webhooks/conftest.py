@@ -12,11 +12,11 @@ import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connections
 
-from configcat_segment import changes
-from configcat_segment.changes import render_body
 from configcat_segment.models import SegmentConnection
-from configcat_segment.signing import signature_headers
-from configcat_segment.webhooks import WebhookView
+from configcat_segment.webhooks import body as changes
+from configcat_segment.webhooks.body import render_body
+from configcat_segment.webhooks.signing import signature_headers
+from configcat_segment.webhooks.views import WebhookView
 
 from ..conftest import SIGNING_KEY
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configcat_segment import changes
-from configcat_segment.changes import Change, SettingChange
 from configcat_segment.constants import FLAG_CHANGED, INTEGRATION, WEBHOOK_BODY_TEMPLATE
-from configcat_segment.messages import message_id
+from configcat_segment.segment.payloads import message_id
+from configcat_segment.webhooks import body as changes
+from configcat_segment.webhooks.body import Change, SettingChange
 
 from .conftest import CONFIG_ID, ENVIRONMENT_ID, PRODUCT_ID, URL, VARIABLES, configcat_body
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
-from configcat_segment.webhooks import _stored_webhook_id
+from configcat_segment.webhooks.views import _stored_webhook_id
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2
 from .conftest import NOW, configcat_body, headers_for

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from configcat_segment.constants import HEADER_WEBHOOK_SIGNATURE
 from configcat_segment.models import Event, WebhookReceipt
-from configcat_segment.signing import sign
+from configcat_segment.webhooks.signing import sign
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2
 from ..test_commands import run

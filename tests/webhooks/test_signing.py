@@ -4,13 +4,13 @@ import datetime as dt
 
 import pytest
 
-from configcat_segment import signing
 from configcat_segment.constants import (
     HEADER_WEBHOOK_ID,
     HEADER_WEBHOOK_SIGNATURE,
     HEADER_WEBHOOK_TIMESTAMP,
 )
-from configcat_segment.signing import SignedHeaders, WebhookRejected
+from configcat_segment.webhooks import signing
+from configcat_segment.webhooks.signing import SignedHeaders, WebhookRejected
 
 # ConfigCat's published example, and the same request with an empty body.
 KEY = "configcat_whsk_VN3juirnVh5pNvCKd81RYRYchxUX4j3NykbZG2fAy88="

@@ -11,11 +11,11 @@ from django.db import connection as db_connection
 from django.db.models import QuerySet
 from django.test import override_settings
 
-from configcat_segment import webhooks
 from configcat_segment.constants import HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
 from configcat_segment.signals import flag_changed
-from configcat_segment.webhooks import WebhookView
+from configcat_segment.webhooks import views as webhooks
+from configcat_segment.webhooks.views import WebhookView
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2, WRITE_KEY, CsrfClient
 from .conftest import NOW, PRODUCT_ID, answer, configcat_body, headers_for

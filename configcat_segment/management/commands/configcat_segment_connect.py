@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from ...models import SegmentConnection
-from ...regions import InvalidEndpoint, parse_region
+from ...segment.regions import InvalidEndpoint, parse_region
 from ...serializers import connection_json
 from ..base import JSONCommand, one_line
 

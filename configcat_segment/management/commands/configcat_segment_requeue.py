@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 from django.db import connections, router
 
-from ... import outbox
+from ...delivery import outbox
 from ...models import Event
 from ..base import JSONCommand, get_connection, whole_number
 

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import CommandError, CommandParser
 
-from ...changes import render_body
 from ...conf import get_settings, setting_path
 from ...models import SegmentConnection
-from ...signing import signature_headers
+from ...webhooks.body import render_body
+from ...webhooks.signing import signature_headers
 from ..base import JSONCommand, get_connection, seconds
 
 SAMPLE_CONFIG_ID = "08d8cbd0-0000-4000-8000-5a3b1ec0f1a6"

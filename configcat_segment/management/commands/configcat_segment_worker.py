@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.template.defaultfilters import pluralize
 
-from ...runners import Runner
+from ...delivery.runner import Runner
 from ..base import JSONCommand
 
 logger = logging.getLogger("configcat_segment.worker")

@@ -35,8 +35,10 @@ from collections.abc import Callable, Iterator
 from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
-from . import outbox, transport, writer
-from .conf import get_settings
+from ..conf import get_settings
+from ..evaluations import store as writer
+from ..segment import transport
+from . import outbox
 from .dispatcher import Dispatcher, Report
 
 logger = logging.getLogger(__name__)
@@ -384,7 +386,7 @@ def deliver_at_exit() -> None:
 
 def wake_celery() -> None:
     """The outbox listener for ``DELIVERY = "celery"``: queue a delivery task."""
-    from .tasks import deliver
+    from ..tasks import deliver
 
     deliver.delay()
 

@@ -27,7 +27,7 @@ from configcatclient.pollingmode import PollingMode
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-from .conf import SETTING_NAME, AppSettings, get_settings, setting_path
+from ..conf import SETTING_NAME, AppSettings, get_settings, setting_path
 
 # With local-only flags the SDK accepts any key; this one says where the flags come from.
 LOCAL_ONLY_SDK_KEY = "configcat-segment/local-flags-only"
@@ -199,7 +199,7 @@ def forward_evaluations(client: Any) -> Any:
     well. Register it at start-up: the SDK's hook lists are not locked. Closing a client
     clears its hooks, so call it again for the client you make after that.
     """
-    from .recorder import recorder
+    from .hook import recorder
 
     hooks = client.get_hooks()
     # The SDK's own list, not a record of ours: closing a client empties it.
@@ -225,4 +225,6 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
         close()
 
 
-setting_changed.connect(_settings_changed, dispatch_uid="configcat_segment.client.close")
+setting_changed.connect(
+    _settings_changed, dispatch_uid="configcat_segment.evaluations.client.close"
+)

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
+from ..models import Event, SegmentConnection
 from . import outbox
-from .models import Event, SegmentConnection
 
 CREDENTIAL_FIELDS = ("write_key", "region", "custom_endpoint")
 _CHANGED = "_configcat_segment_credentials_changed"
@@ -67,6 +67,6 @@ def _release_after_change(
 
 
 def connect_signals() -> None:
-    uid = "configcat_segment.health"
+    uid = "configcat_segment.delivery.credentials"
     pre_save.connect(_remember_change, sender=SegmentConnection, dispatch_uid=uid)
     post_save.connect(_release_after_change, sender=SegmentConnection, dispatch_uid=uid)

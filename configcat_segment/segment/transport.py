@@ -16,7 +16,7 @@ from typing import Any
 
 from segment.analytics import request as segment_request
 
-from .redaction import redact
+from ..redaction import redact
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .constants import (
+from ..constants import (
     SEGMENT_MAX_BATCH_BYTES,
     SEGMENT_MAX_BATCH_MESSAGES,
     SEGMENT_MAX_MESSAGE_BYTES,
 )
-from .messages import encoded_size
+from .payloads import encoded_size
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from . import messages
-from .constants import FLAG_CHANGED, WEBHOOK_BODY_TEMPLATE
+from ..constants import FLAG_CHANGED, WEBHOOK_BODY_TEMPLATE
+from ..segment import payloads as messages
 
 TEXT_FIELDS = (
     "config_id",

@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import messages
-from .constants import FLAG_EVALUATED
+from ..constants import FLAG_EVALUATED
+from ..segment import payloads as messages
 
 # How the ConfigCat user's predefined attributes are named as Segment traits.
 _TRAIT_NAMES = {"Email": "email", "Country": "country"}

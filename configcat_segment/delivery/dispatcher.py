@@ -45,13 +45,12 @@ from django.db.models.functions import Coalesce, Greatest
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import transport
-from .batching import plan_batches
-from .conf import AppSettings, get_settings
-from .health import CREDENTIAL_FIELDS
-from .messages import isoformat
-from .models import Event, SegmentConnection
-from .retry import (
+from ..conf import AppSettings, get_settings
+from ..models import Event, SegmentConnection
+from ..segment import transport
+from ..segment.batching import plan_batches
+from ..segment.payloads import isoformat
+from ..segment.retry import (
     Verdict,
     backoff_seconds,
     classify,
@@ -59,7 +58,8 @@ from .retry import (
     parse_retry_after,
     probe_seconds,
 )
-from .signals import event_dead, event_delivered
+from ..signals import event_dead, event_delivered
+from .credentials import CREDENTIAL_FIELDS
 
 logger = logging.getLogger(__name__)
 

@@ -21,17 +21,17 @@ from urllib.parse import unquote
 
 from django.utils.crypto import salted_hmac
 
-from .conf import get_settings
+from ..conf import get_settings
 from .users import UserFactory, user_for
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from .evaluations import Evaluation
+    from .payloads import Evaluation
 
 # Segment accepts long ids, but ours also go into Event.user_id (255 characters).
 MAX_ANONYMOUS_ID_LENGTH = 255
-_SESSION_SALT = "configcat_segment.context.anonymous_id"
+_SESSION_SALT = "configcat_segment.context.anonymous_id"  # a signing salt: never change it
 
 
 def parse_anonymous_id(raw: str | None) -> str | None:

@@ -17,9 +17,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .messages import MessageTooLarge, fit, text_safe
-from .models import Event, SegmentConnection, WebhookReceipt
-from .signals import event_dead
+from ..models import Event, SegmentConnection, WebhookReceipt
+from ..segment.payloads import MessageTooLarge, fit, text_safe
+from ..signals import event_dead
 
 logger = logging.getLogger(__name__)
 

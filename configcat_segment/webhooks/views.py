@@ -27,11 +27,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import changes, outbox
-from .conf import get_settings, setting_path
-from .models import Event, SegmentConnection, WebhookReceipt
-from .redaction import scrub_headers
-from .signals import flag_changed
+from ..conf import get_settings, setting_path
+from ..delivery import outbox
+from ..models import Event, SegmentConnection, WebhookReceipt
+from ..redaction import scrub_headers
+from ..signals import flag_changed
+from . import body as changes
 from .signing import VerifiedWebhook, WebhookRejected, verify
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from . import __version__
-from .constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
+from .. import __version__
+from ..constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
 
 LIBRARY = {"name": "configcat_segment", "version": __version__}
 

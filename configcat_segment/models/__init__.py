@@ -16,11 +16,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import regions
-from .constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..redaction import redact
+from ..segment import regions
+from ..validators import validate_endpoint, validate_signing_key, validate_write_key
 from .lookups import InConstants
-from .redaction import redact
-from .validators import validate_endpoint, validate_signing_key, validate_write_key
 
 
 def _new_salt() -> str:

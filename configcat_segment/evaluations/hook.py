@@ -22,12 +22,12 @@ from typing import Any
 from configcatclient.user import User
 from django.core.signals import setting_changed
 
-from . import writer
-from .conf import SETTING_NAME, AppSettings, get_settings
+from ..conf import SETTING_NAME, AppSettings, get_settings
+from ..logthrottle import LogThrottle
+from . import store as writer
 from .context import current
 from .dedup import DedupCache
-from .evaluations import Evaluation, in_sample, new_nonce
-from .logthrottle import LogThrottle
+from .payloads import Evaluation, in_sample, new_nonce
 
 logger = logging.getLogger(__name__)
 
@@ -147,4 +147,4 @@ def _reconfigure(*, setting: str, **kwargs: Any) -> None:
         recorder.reset()
 
 
-setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.recorder.reconfigure")
+setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.evaluations.hook.reconfigure")

@@ -35,12 +35,12 @@ from django import db
 from django.core.signals import setting_changed
 from django.db import router, transaction
 
-from .conf import SETTING_NAME, get_settings
-from .evaluations import Evaluation, messages_for
-from .logthrottle import LogThrottle
+from ..conf import SETTING_NAME, get_settings
+from ..logthrottle import LogThrottle
+from .payloads import Evaluation, messages_for
 
 if TYPE_CHECKING:
-    from .models import Event, SegmentConnection
+    from ..models import Event, SegmentConnection
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None)
     is left out and counted as ``unwritable``. Raises :class:`DatabaseUnavailable` when
     the database does not answer; then nothing was stored.
     """
-    from .models import Event, SegmentConnection
+    from ..models import Event, SegmentConnection
 
     if not evaluations and not counts:
         return Written(0, [], Counter())
@@ -307,7 +307,7 @@ def _build(
     evaluations: Sequence[Evaluation], connections: Sequence[SegmentConnection]
 ) -> tuple[_Built, list[tuple[Evaluation, Exception]]]:
     """Each evaluation with its unsaved events, and those whose messages could not be built."""
-    from .outbox import build_event
+    from ..delivery.outbox import build_event
 
     long_value_length = get_settings().LONG_VALUE_LENGTH
     built: _Built = []
@@ -331,7 +331,7 @@ def _build(
 
 
 def _insert(built: _Built) -> int:
-    from .outbox import enqueue
+    from ..delivery.outbox import enqueue
 
     events = [event for _, evaluation_events in built for event in evaluation_events]
     for start in range(0, len(events), INSERT_CHUNK):
@@ -371,7 +371,7 @@ def _raise_if_unavailable(alias: str, error: Exception) -> None:
 
 def store_counts(counts: Counter[str]) -> None:
     """Add ``counts`` to the ``EvaluationCounter`` rows of the same names."""
-    from .models import EvaluationCounter
+    from ..models import EvaluationCounter
 
     for name, amount in counts.items():
         EvaluationCounter.objects.add(name, amount)
@@ -385,7 +385,9 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
         _writer.forget_settings()
 
 
-setting_changed.connect(_settings_changed, dispatch_uid="configcat_segment.writer.configure")
+setting_changed.connect(
+    _settings_changed, dispatch_uid="configcat_segment.evaluations.store.configure"
+)
 
 
 def get_writer() -> Writer:
