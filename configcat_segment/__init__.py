@@ -13,14 +13,14 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "aget_client", "flush", "forward_evaluations", "get_client"]
 
 if TYPE_CHECKING:
+    from .evaluations.buffer import flush
     from .evaluations.client import aget_client, forward_evaluations, get_client
-    from .evaluations.store import flush
 
 _LAZY = {
     "get_client": "evaluations.client",
     "aget_client": "evaluations.client",
     "forward_evaluations": "evaluations.client",
-    "flush": "evaluations.store",
+    "flush": "evaluations.buffer",
 }
 
 

@@ -1,34 +1,16 @@
-"""Celery: a task that runs the dispatcher, for projects that already run Celery.
+"""Celery: the task that runs the dispatcher, where Celery's autodiscovery looks for it.
 
-Install with ``pip install configcat-segment[celery]`` and set
-``CONFIGCAT_SEGMENT["DELIVERY"] = "celery"``: every commit that writes events then sends
-:func:`deliver`, and a beat entry picks up retries whose time has come::
+See :mod:`configcat_segment.delivery.backends.celery`, which defines it, and
+``docs/deployment.md``. Set ``CONFIGCAT_SEGMENT["DELIVERY"] = "celery"`` and add the beat
+entry for retries::
 
     from configcat_segment.tasks import BEAT_SCHEDULE
 
     app.conf.beat_schedule = {**app.conf.beat_schedule, **BEAT_SCHEDULE}
-
-Any number of these tasks may run at once, on any number of Celery workers: they share
-the events the way ``configcat_segment_worker`` processes do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from .delivery.backends.celery import BEAT_SCHEDULE, TASK_NAME, deliver
 
-from celery import shared_task
-
-from .delivery.runner import Runner
-
-TASK_NAME = "configcat_segment.deliver"
-
-# Retries become due without anything being written, so something must look for them.
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "configcat-segment-deliver": {"task": TASK_NAME, "schedule": 10.0},
-}
-
-
-@shared_task(name=TASK_NAME, ignore_result=True)
-def deliver() -> dict[str, int]:
-    """Deliver everything due now; returns what was done (counts)."""
-    return Runner().run(until_idle=True).as_dict()
+__all__ = ["BEAT_SCHEDULE", "TASK_NAME", "deliver"]

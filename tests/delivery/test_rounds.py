@@ -9,7 +9,7 @@ import pytest
 from django.db import connections as db_connections
 from django.db import transaction
 
-from configcat_segment.delivery import outbox
+from configcat_segment.delivery import connection_state, outbox
 from configcat_segment.delivery.dispatcher import MAX_SPLIT_REQUESTS, Dispatcher
 from configcat_segment.models import Event, SegmentConnection
 from configcat_segment.segment import transport
@@ -402,14 +402,14 @@ def test_settling_a_failure_and_saving_new_credentials_never_deadlock(
     settling = threading.Event()
     saved = threading.Event()
     errors = []
-    pause = Dispatcher._pause
+    pause = connection_state.pause
 
-    def pause_when_the_save_has_begun(self, rnd, until):
+    def pause_when_the_save_has_begun(using, connection, until):
         settling.set()  # the events are updated: their rows are locked
         saved.wait(1)  # the save cannot finish (it waits for this transaction): time out
-        return pause(self, rnd, until)
+        return pause(using, connection, until)
 
-    monkeypatch.setattr(Dispatcher, "_pause", pause_when_the_save_has_begun)
+    monkeypatch.setattr(connection_state, "pause", pause_when_the_save_has_begun)
 
     def admin_saves_a_new_key():
         try:

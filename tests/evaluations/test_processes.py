@@ -18,7 +18,7 @@ from configcatclient.user import User
 from django.db import connections
 
 import configcat_segment
-from configcat_segment.evaluations import store as writer
+from configcat_segment.evaluations import buffer as writer
 from configcat_segment.evaluations.hook import recorder
 from configcat_segment.models import Event
 
