@@ -17,8 +17,9 @@ module decides when each is called:
   client, buffered evaluations and pooled HTTP connections are set aside, and the
   backend forgets the parent's threads.
 - **exit** (``atexit``), in this order: the backend starts nothing more; the evaluations
-  still buffered are written; then what is due is delivered (the backend's
-  ``deliver_at_exit``); then the ConfigCat client is closed.
+  still buffered are written (unless the backend is a test backend: the test database is
+  gone by then); then what is due is delivered (the backend's ``deliver_at_exit``); then
+  the ConfigCat client is closed.
 
 :func:`install` does nothing else: no database, no network, no thread.
 """
@@ -85,7 +86,7 @@ def choose_backend() -> DeliveryBackend:
     _chosen, _chosen_for = True, delivery
     if previous is not backend:
         previous.close()
-    buffer.allow_background_writer(backend.background_evaluation_writer)
+    buffer.allow_background_writer(backend.flushes_evaluations)
     backend.install()
     return backend
 
@@ -140,7 +141,8 @@ def at_exit() -> None:
     """The shutdown order: write the evaluations still buffered, then deliver."""
     backend = backends.get_backend()
     backend.prepare_exit()
-    buffer.flush_at_exit()
+    if backend.flushes_evaluations:
+        buffer.flush_at_exit()
     try:
         backend.deliver_at_exit()
     except Exception:

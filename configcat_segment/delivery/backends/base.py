@@ -26,12 +26,13 @@ class DeliveryBackend:
     another process (``manage.py configcat_segment_worker``) to deliver them.
     """
 
-    #: Whether buffered evaluations may be written by a background thread
-    #: (``EVALUATION_WRITER = "thread"``). A test backend says no: a thread writing outside
-    #: the test's transaction leaves rows behind and races the test's assertions, so
-    #: evaluations are written by ``configcat_segment.flush()`` (which
-    #: ``configcat_segment.testing.sent()`` calls).
-    background_evaluation_writer: ClassVar[bool] = True
+    #: Whether buffered evaluations are written to the outbox unasked: by the background
+    #: thread (``EVALUATION_WRITER = "thread"``) and at exit. A test backend says no: a
+    #: thread writing outside the test's transaction leaves rows behind and races the
+    #: test's assertions, and at exit the test database is gone (and the settings name
+    #: the real one). Evaluations are then written only by ``configcat_segment.flush()``
+    #: (which ``configcat_segment.testing.sent()`` calls).
+    flushes_evaluations: ClassVar[bool] = True
 
     def install(self) -> None:
         """Called once, when this instance becomes the process's backend (from

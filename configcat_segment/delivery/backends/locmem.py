@@ -5,8 +5,8 @@ process. When a transaction that writes events commits, the real dispatcher deli
 at once, in the same thread, and its request to Segment appends the messages to
 :data:`outbox` instead. The events are marked delivered as by a real delivery (status,
 ``delivered_at``, the ``event_delivered`` signal), so a test can assert what a view sent
-without a server. Evaluations are not written by a background thread: they stay buffered
-until ``configcat_segment.flush()``.
+without a server. Evaluations are written neither by a background thread nor at exit:
+they stay buffered until ``configcat_segment.flush()``.
 
 Read the outbox through :mod:`configcat_segment.testing`, whose ``sent()`` also writes
 the evaluations still buffered and delivers what the test's transaction holds (inside a
@@ -44,10 +44,16 @@ def send_to_outbox(
     return Answer(200)
 
 
+def clear_outbox() -> None:
+    """Forget what was sent."""
+    with _lock:
+        outbox.clear()
+
+
 class LocmemBackend(DeliveryBackend):
     """Delivers synchronously into :data:`outbox` whenever events are written."""
 
-    background_evaluation_writer = False
+    flushes_evaluations = False
 
     def on_enqueued(self) -> None:
         self.deliver()
