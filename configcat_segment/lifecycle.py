@@ -87,7 +87,10 @@ def choose_backend() -> DeliveryBackend:
     if previous is not backend:
         previous.close()
     buffer.allow_background_writer(backend.flushes_evaluations)
-    backend.install()
+    try:
+        backend.install()
+    except Exception:
+        logger.exception("configcat_segment: could not install the delivery backend")
     return backend
 
 
@@ -97,6 +100,8 @@ def _make_backend(delivery: str | None) -> DeliveryBackend:
             return backends.load_backend_class(delivery)()
         except ImproperlyConfigured:  # configcat_segment.E005 reports it
             pass
+        except Exception:  # the class cannot be made: a bug in it
+            logger.exception("configcat_segment: could not make the delivery backend")
     return DeliveryBackend()  # delivers nothing
 
 
@@ -114,7 +119,10 @@ def settings_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 def on_request_started(**kwargs: Any) -> None:
-    backends.get_backend().on_request_started()
+    try:
+        backends.get_backend().on_request_started()
+    except Exception:  # delivery is never a reason to fail a request
+        logger.exception("configcat_segment: the delivery backend failed at a request")
 
 
 def on_enqueued() -> None:

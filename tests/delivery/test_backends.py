@@ -127,3 +127,23 @@ def test_a_value_that_is_no_path_is_e003():
         assert error.id == "configcat_segment.E003"
         assert "or the dotted path of a delivery backend class" in error.msg
         assert checks.check_delivery_backend() == []  # E003 says it already
+
+
+class BrokenBackend(DeliveryBackend):
+    def __init__(self):
+        raise RuntimeError("a bug in the project's backend")
+
+
+class FailingBackend(DeliveryBackend):
+    def on_request_started(self):
+        raise RuntimeError("a bug at every request")
+
+
+@pytest.mark.django_db
+def test_a_backend_s_own_bugs_fail_no_request(client, caplog):
+    with delivery(f"{HERE}.BrokenBackend"):
+        assert type(get_backend()) is DeliveryBackend
+    assert "could not make the delivery backend" in caplog.text
+    with delivery(f"{HERE}.FailingBackend"):
+        assert client.get("/no-such-page/").status_code == 404
+    assert "a bug at every request" in caplog.text
