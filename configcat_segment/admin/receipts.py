@@ -18,14 +18,6 @@ from ..models import WebhookReceipt
 from ..redaction import scrub_headers
 from ..webhooks import views as webhooks
 
-# Receipts that produced no events: processing failed, or the connection was not
-# forwarding changes at the time (reprocessing forwards them if it is now).
-REPROCESSABLE = (
-    WebhookReceipt.Outcome.FAILED,
-    WebhookReceipt.Outcome.IGNORED,
-    WebhookReceipt.Outcome.RECEIVED,
-)
-
 FIELDS: tuple[str, ...] = (
     "connection",
     "webhook_id",
@@ -71,7 +63,9 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
         description=_("Reprocess selected failed or ignored webhooks"), permissions=["reprocess"]
     )
     def reprocess_selected(self, request: HttpRequest, queryset: QuerySet[WebhookReceipt]) -> None:
-        chosen = list(queryset.filter(outcome__in=REPROCESSABLE).select_related("connection"))
+        chosen = list(
+            queryset.filter(outcome__in=WebhookReceipt.REPROCESSABLE).select_related("connection")
+        )
         outcomes = [webhooks.reprocess(receipt).get_outcome_display() for receipt in chosen]
         if chosen and request.user.pk is not None:
             LogEntry.objects.log_actions(
