@@ -1,8 +1,9 @@
 """Repairing what failed: retry and replay, each recorded in the admin's history.
 
-Both put events back in the outbox through :func:`configcat_segment.delivery.outbox.requeue`, so
-they are sent again with the same ``messageId``. The event log page and the ``Event``
-admin call these; permissions are checked by the callers.
+Both put events back in the outbox through
+:func:`configcat_segment.delivery.outbox.requeue`, so they are sent again with the same
+``messageId``. The event log page and the ``Event`` admin call these; permissions are
+checked by the callers.
 """
 
 from __future__ import annotations
