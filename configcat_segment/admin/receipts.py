@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 from ..eventlog.display import body_text
 from ..models import WebhookReceipt
 from ..redaction import scrub_headers
-from ..webhooks import views as webhooks
+from ..webhooks import receipts
 
 FIELDS: tuple[str, ...] = (
     "connection",
@@ -66,7 +66,7 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
         chosen = list(
             queryset.filter(outcome__in=WebhookReceipt.REPROCESSABLE).select_related("connection")
         )
-        outcomes = [webhooks.reprocess(receipt).get_outcome_display() for receipt in chosen]
+        outcomes = [receipts.reprocess(receipt).get_outcome_display() for receipt in chosen]
         if chosen and request.user.pk is not None:
             LogEntry.objects.log_actions(
                 request.user.pk,
