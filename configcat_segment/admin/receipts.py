@@ -20,13 +20,7 @@ from ..webhooks import receipts
 
 FIELDS: tuple[str, ...] = (
     "connection",
-    "webhook_id",
-    "webhook_timestamp",
-    "received_at",
-    "method",
-    "remote_addr",
-    "outcome",
-    "error",
+    *WebhookReceipt.SHOWN_FIELDS,
     "request_headers",
     "raw_body",
 )
