@@ -122,6 +122,11 @@ class Event(models.Model):
         return f"{label} {self.flag_key}".strip() + f" [{self.status}]"
 
     @property
+    def is_queued(self) -> bool:
+        """Whether it waits in the outbox to be sent: pending, or failed and to be retried."""
+        return self.status in self.DUE
+
+    @property
     def kind(self) -> str:
         """``changed``, ``evaluated`` or ``identify``: what the event log shows."""
         if self.type == self.Type.IDENTIFY:
