@@ -17,13 +17,13 @@ import ast
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 PACKAGE = "configcat_segment"
 DISTRIBUTION = "configcat_segment"  # the normalised name in file names
 SDIST_EXTRAS = ("README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml", "PKG-INFO")
-REQUIRED_KINDS = {
+REQUIRED_KINDS: dict[str, Callable[[str], bool]] = {
     "py.typed": lambda p: p == f"{PACKAGE}/py.typed",
     "migration": lambda p: p.startswith(f"{PACKAGE}/migrations/0") and p.endswith(".py"),
     "template": lambda p: p.startswith(f"{PACKAGE}/templates/") and p.endswith(".html"),
