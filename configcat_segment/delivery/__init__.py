@@ -1,10 +1,11 @@
-"""Delivery: from the outbox to Segment.
+"""Delivery: moving events from the outbox (the ``Event`` table) to Segment.
 
-Everything that produces events writes them to the outbox (:mod:`.outbox`); a dispatcher
-(:mod:`.dispatcher`) claims due events with a lease (:mod:`.claims`), sends them in as few
-``/v1/batch`` requests as Segment's limits allow, and settles each outcome
-(:mod:`.settlement`, :mod:`.connection_state`), finding messages Segment refuses by
-halving (:mod:`.halving`). A runner (:mod:`.runner`) runs dispatchers one lane per
-connection, and a delivery backend (:mod:`.backends`) decides where and when: a thread of
-the web process, workers, Celery, or a list in memory for tests.
+``outbox`` writes events and puts them back in the queue; the ``dispatcher`` runs one
+round for one connection: ``claims`` takes due events with a lease, the dispatcher sends
+them through ``segment``, finding the messages Segment refuses by ``halving``, and the
+round (``settlement``) settles each as delivered, retried later or dead, pausing the
+connection or marking it unhealthy (``connection_state``). The ``runner`` runs rounds one
+lane per connection, and the delivery ``backends`` decide where and when (a background
+thread, ``configcat_segment_worker`` processes, Celery, a list in memory for tests);
+``credentials`` gives a connection a fresh start when its write key or endpoint changes.
 """
