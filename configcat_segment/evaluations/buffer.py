@@ -81,7 +81,7 @@ class Writer:
         :meth:`flush` writes, and a running thread stops."""
         self._background_allowed = allowed
         self._config = None
-        if not allowed:
+        if not allowed and self._thread is not None:
             self.stop()
 
     # -- the calling thread's side: cheap, no I/O ---------------------------------------
@@ -199,7 +199,9 @@ class Writer:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
+            # A fresh thread waits for its own reasons, not for a stop() or wake of the past.
             self._stop.clear()
+            self._wake.clear()
             self._thread = threading.Thread(
                 target=self._run, name="configcat-segment-evaluations", daemon=True
             )
