@@ -60,7 +60,7 @@ class Round:
     clock: Callable[[], dt.datetime]
     random: Callable[[], float]
     report: Report = field(default_factory=Report)
-    _signals: _Signals = field(default_factory=_Signals)
+    _signals: _Signals = field(default_factory=_Signals, init=False, repr=False)
 
     @property
     def send_until(self) -> dt.datetime:
