@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from ..constants import WEBHOOK_BODY_TEMPLATE
 from ..forms import SECRET_FIELDS, SegmentConnectionForm
 from ..models import SegmentConnection
+from ..operations.admin import TestSendAdmin
 from ..redaction import redact
 
 sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
@@ -58,7 +59,7 @@ FIELDSETS: list[tuple[Any, list[str]]] = [
 
 
 @admin.register(SegmentConnection)
-class SegmentConnectionAdmin(admin.ModelAdmin):
+class SegmentConnectionAdmin(TestSendAdmin):
     form = SegmentConnectionForm
     list_display = [
         "name",
@@ -71,7 +72,7 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     ]
     list_filter = ["connected", "region", "forward_changes", "forward_evaluations"]
     search_fields = ["name", "product_id", "product_name"]
-    actions = ["connect_selected", "disconnect_selected"]
+    actions = ["connect_selected", "disconnect_selected", "send_test_events"]
     readonly_fields = STATUS_FIELDS
 
     @admin.display(description=_("region"), ordering="region")
