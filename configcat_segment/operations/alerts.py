@@ -75,6 +75,8 @@ def send(connection: SegmentConnection, subject: str, lines: Sequence[str], link
         mail_admins(SUBJECT_PREFIX + subject, body, fail_silently=False)
     except Exception:
         logger.exception("configcat_segment: the alert mail about %s could not be sent", connection)
+        # Not sent, so not throttled: the next alert about it tries again.
+        caches[settings.ALERT_CACHE].delete(cache_key(connection.pk))
         return False
     return True
 

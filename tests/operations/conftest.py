@@ -24,7 +24,7 @@ TOKEN = "monitoring-token-0123456789abcdefghij"
 
 
 @pytest.fixture
-def monitoring(delivery_settings: Callable[..., None]) -> Callable[..., None]:
+def monitoring(delivery_settings: Callable[..., None]) -> Callable[..., None]:  # noqa: F811
     """Settings with the monitoring token; more through keyword arguments."""
 
     def apply(**values: Any) -> None:

@@ -59,7 +59,7 @@ def test_lag_warning_then_critical(capsys, make_connection, add_event):
     assert code == 2
     assert line.startswith("CRITICAL: Production: oldest waiting event")
     assert "(> 120 s)" in line
-    code, _, _ = status_check(capsys, "--lag-warning", "600")  # critical: 6 × 600
+    code, _, _ = status_check(capsys, "--lag-warning", "600")  # critical: six times 600
     assert code == 0
 
 
@@ -70,7 +70,8 @@ def test_the_default_lag_warning_is_the_health_setting(
     delivery_settings(HEALTH_MAX_LAG_SECONDS=500)
     code, line, _ = status_check(capsys)
     assert code == 0
-    assert "lag=4" in line and ";500;3000 " in line
+    assert "lag=4" in line
+    assert ";500;3000 " in line
 
 
 def test_an_unhealthy_connection_is_critical(capsys, make_connection):
@@ -121,7 +122,8 @@ def test_the_worst_finding_decides_and_all_are_named(capsys, make_connection, ad
     make_connection(name="Staging").mark_unhealthy("refused")  # critical
     code, line, _ = status_check(capsys)
     assert code == 2
-    assert "Production: oldest waiting event" in line and "Staging: Segment refuses" in line
+    assert "Production: oldest waiting event" in line
+    assert "Staging: Segment refuses" in line
 
 
 @pytest.mark.parametrize(
@@ -135,9 +137,11 @@ def test_the_worst_finding_decides_and_all_are_named(capsys, make_connection, ad
 )
 def test_bad_thresholds_are_one_line_errors(capsys, options, message):
     code, out, err = run(capsys, STATUS, "--check", *options)
-    assert code != 0 and out == ""
+    assert code != 0
+    assert out == ""
     assert message in err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
 
 
 def test_without_check_the_json_is_unchanged(capsys, make_connection):
