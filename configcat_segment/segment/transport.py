@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from segment.analytics import request as segment_request
@@ -31,7 +31,9 @@ class Answer:
     status: int | None  # None: no HTTP answer (refused, reset, timed out, ...)
     error: str = ""  # what went wrong, fit for ``Event.last_error``; never a secret
     retry_after: str | None = None  # the raw ``Retry-After`` header, if any
-    body: str = ""  # the start of the answer's body, as text; never a secret
+    # The start of the answer's body, as text (never a secret): for people to read, so
+    # left out of comparisons.
+    body: str = field(default="", compare=False)
 
 
 # Called after every request with (endpoint, answer, seconds it took, messages sent):
