@@ -129,8 +129,8 @@ def _check_arrival(region: str, event: str) -> tuple[str, ...]:
             "dropped. Switch this connection's region to US.",
         )
     return (
-        "The custom endpoint accepted them. Check where it forwards them (its destination, "
-        f"or Segment's debugger behind it) that “{event}” arrived.",
+        f"The custom endpoint accepted them. Check that “{event}” arrived where it forwards "
+        "them (its destination, or Segment's debugger behind it).",
     )
 
 
