@@ -137,7 +137,7 @@ def test_the_worst_finding_decides_and_all_are_named(capsys, make_connection, ad
 )
 def test_bad_thresholds_are_one_line_errors(capsys, options, message):
     code, out, err = run(capsys, STATUS, "--check", *options)
-    assert code != 0
+    assert code == 2  # never mistaken for OK or WARNING
     assert out == ""
     assert message in err
     assert err.count("\n") == 1

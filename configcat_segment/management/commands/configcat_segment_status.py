@@ -95,12 +95,14 @@ class Command(JSONCommand):
         if lag_critical < lag_warning:
             raise CommandError(
                 f"--lag-critical ({lag_critical:g}) must not be below --lag-warning "
-                f"({lag_warning:g})."
+                f"({lag_warning:g}).",
+                returncode=2,
             )
         if options["dead_critical"] < options["dead_warning"]:
             raise CommandError(
                 f"--dead-critical ({options['dead_critical']}) must not be below "
-                f"--dead-warning ({options['dead_warning']})."
+                f"--dead-warning ({options['dead_warning']}).",
+                returncode=2,
             )
         thresholds = check.Thresholds(
             lag_warning=lag_warning,
