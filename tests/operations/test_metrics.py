@@ -244,3 +244,13 @@ def test_multiprocess_mode_adds_up_the_processes(monitoring, segment_server, tmp
     assert value(found, "configcat_segment_request_duration_seconds_count", host=host) == 3
     # The database's metrics are there too, read by this process.
     assert any(name == "configcat_segment_metrics_window_seconds" for name, _ in found)
+
+
+def test_a_metrics_url_without_prometheus_client_is_a_check_error(monkeypatch):
+    from configcat_segment.operations.checks import check_metrics
+
+    assert check_metrics() == []
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
+    [error] = check_metrics()
+    assert error.id == "configcat_segment.E015"
+    assert error.hint == "pip install configcat-segment[prometheus]"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -16,7 +20,7 @@ from configcat_segment.operations import probe
 from configcat_segment.operations.advice import ERROR, SUCCESS, WARNING, advise
 from configcat_segment.segment import transport
 
-from ..conftest import WRITE_KEY, CsrfClient
+from ..conftest import IN_CI, WRITE_KEY, CsrfClient
 from ..delivery.conftest import SAFETY_SECONDS
 from ..segment_server import refused_url
 
@@ -263,3 +267,47 @@ def test_the_list_action_tests_at_most_ten_at_once(segment_server, connect_to, s
     )
     assert "Select at most 10 connections" in response.content.decode()
     assert segment_server.requests == []
+
+
+# -- TLS: a real HTTPS endpoint whose certificate this server does not trust ---------------
+
+
+@pytest.fixture
+def untrusted_https_url(tmp_path):
+    """An HTTPS server on loopback with a self-signed certificate."""
+    if shutil.which("openssl") is None:
+        if IN_CI:
+            pytest.fail("openssl is needed to make a test certificate")
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subject = ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject],
+        check=True,
+        capture_output=True,
+        timeout=SAFETY_SECONDS,
+    )
+
+    class QuietServer(ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # the client hangs up during the handshake: that is the point
+
+    server = QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(SAFETY_SECONDS)
+
+
+def test_an_untrusted_certificate_is_explained(make_connection, untrusted_https_url):
+    connection = make_connection(region="custom", custom_endpoint=untrusted_https_url)
+    result = probe.send_test_events(connection)
+    assert result.status is None
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert result.advice.headline.startswith("The TLS connection to 127.0.0.1:")
+    assert "REQUESTS_CA_BUNDLE" in result.advice.details[0]
