@@ -72,24 +72,16 @@ def connection_states(*, connected_only: bool = True) -> list[ConnectionState]:
     connections = SegmentConnection.objects.all()
     if connected_only:
         connections = connections.filter(connected=True)
+    # One probe per due status (pending, failed): each reads its own index range in order.
+    since = {f"since_{status}": oldest(status) for status in Event.DUE}
     rows = (
-        connections.annotate(
-            pending_since=oldest(Event.Status.PENDING), failed_since=oldest(Event.Status.FAILED)
-        )
+        connections.annotate(**since)
         .order_by("name")
-        .values_list(
-            "pk",
-            "name",
-            "connected",
-            "unhealthy_since",
-            "delivery_paused_until",
-            "pending_since",
-            "failed_since",
-        )
+        .values_list("pk", "name", "connected", "unhealthy_since", "delivery_paused_until", *since)
     )
     return [
-        ConnectionState(pk, name, connected, unhealthy, paused, _earliest(pending, failed))
-        for pk, name, connected, unhealthy, paused, pending, failed in rows
+        ConnectionState(pk, name, connected, unhealthy, paused, _earliest(*waiting))
+        for pk, name, connected, unhealthy, paused, *waiting in rows
     ]
 
 

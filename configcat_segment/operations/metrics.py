@@ -40,7 +40,7 @@ from ..models import EvaluationCounter, Event, WebhookReceipt
 from .health import ConnectionState, connection_states
 
 PREFIX = "configcat_segment"
-COUNTED_STATUSES = (Event.Status.PENDING, Event.Status.FAILED, Event.Status.DEAD)
+COUNTED_STATUSES = Event.WAITING  # pending, failed, dead: not delivered (yet)
 # Upper bounds of the latency buckets, in seconds (+Inf is added).
 LATENCY_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 21600)
 EVALUATION_REASONS = (
