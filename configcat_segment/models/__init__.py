@@ -21,6 +21,7 @@ from ..redaction import redact
 from ..segment import regions
 from ..validators import validate_endpoint, validate_signing_key, validate_write_key
 from .lookups import InConstants
+from .scopes import WebhookScope as WebhookScope
 
 
 def _new_salt() -> str:
@@ -81,6 +82,14 @@ class SegmentConnection(models.Model):
         validators=[validate_signing_key],
         help_text=_("While rotating keys, ConfigCat signs with both."),
     )
+    # A ConfigCat Public API credential: with the product id, reconciliation reads the
+    # product's audit log for changes no webhook delivered (configcat_segment.reconcile).
+    configcat_api_user = models.CharField(
+        _("ConfigCat Public API username"), max_length=255, blank=True
+    )
+    configcat_api_password = models.CharField(
+        _("ConfigCat Public API password"), max_length=255, blank=True
+    )
 
     forward_changes = models.BooleanField(
         _("forward flag changes"), default=True, help_text=_("“Feature Flag Changed” events.")
@@ -121,6 +130,22 @@ class SegmentConnection(models.Model):
     delivery_paused_until = models.DateTimeField(
         _("delivery paused until"), null=True, blank=True, editable=False
     )
+
+    # Reconciliation with ConfigCat's audit log: every change up to ``reconciled_until``
+    # has been read (advanced only after a window was read and written whole); the
+    # others are kept by the reconciliation run (see configcat_segment.reconcile.run).
+    reconciled_until = models.DateTimeField(
+        _("reconciled until"), null=True, blank=True, editable=False
+    )
+    reconcile_checked_at = models.DateTimeField(
+        _("audit log last read"), null=True, blank=True, editable=False
+    )
+    reconcile_failing_since = models.DateTimeField(
+        _("reconciliation failing since"), null=True, blank=True, editable=False
+    )
+    reconcile_error = models.TextField(_("reconciliation error"), blank=True, editable=False)
+    # A process reconciling this connection holds it until then (a claim, not a lock).
+    reconcile_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Secret salt for deterministic Segment messageIds: Segment dedupes messageIds across
     # all workspaces, so ids derived from public data alone could collide with strangers'.
@@ -175,6 +200,19 @@ class SegmentConnection(models.Model):
     @property
     def signing_keys(self) -> list[str]:
         return [key for key in (self.signing_key, self.signing_key_secondary) if key]
+
+    @property
+    def can_reconcile(self) -> bool:
+        """Whether it has what reading ConfigCat's audit log takes: a product and an API
+        credential."""
+        return bool(self.product_id and self.configcat_api_user and self.configcat_api_password)
+
+    @property
+    def reconcile_healthy(self) -> bool | None:
+        """None when it cannot reconcile; else whether its last reconciliation worked."""
+        if not self.can_reconcile:
+            return None
+        return self.reconcile_failing_since is None
 
     @property
     def write_key_hint(self) -> str:
