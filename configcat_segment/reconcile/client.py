@@ -192,30 +192,31 @@ class AuditLogClient:
         found: dict[int, AuditEntry] = {}
         page = 1
         while True:
-            data = self._get(url, params)
-            items, more = self._page(data, page)
+            items, page_size = self._page(self._get(url, params), page)
             for position, item in enumerate(items):
                 entry = parse_entry(item, position)
                 if start <= entry.at < end:  # the API's own bounds may include both ends
                     found[entry.audit_log_id] = entry
-            if not more:
+            if page_size is None:
                 break
             page += 1
             if page > MAX_PAGES:
                 raise _malformed(f"more than {MAX_PAGES} pages for one window")
-            params = {**params, "pageNumber": str(page), "pageSize": str(MAX_PAGE_SIZE)}
+            # The next page, in the size the server chose (its pages must not shift).
+            params = {**params, "pageNumber": str(page), "pageSize": str(page_size)}
         return sorted(found.values(), key=lambda e: (e.at, e.audit_log_id))
 
     @staticmethod
-    def _page(data: Any, page: int) -> tuple[list[Any], bool]:
-        """The items of one answer, and whether another page follows."""
+    def _page(data: Any, page: int) -> tuple[list[Any], int | None]:
+        """The items of one answer, and the page size to ask for the next page in (None:
+        this was the last)."""
         if isinstance(data, list):
-            return data, False
+            return data, None
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise _malformed("expected a JSON array of items, or an object with a data array")
         paging = data.get("paging")
         if paging is None:
-            return data["data"], False
+            return data["data"], None
         if not isinstance(paging, dict):
             raise _malformed("paging is not a JSON object")
         current = paging.get("currentPage", page)
@@ -224,7 +225,12 @@ class AuditLogClient:
         has_next = paging.get("hasNext", False)
         if not isinstance(has_next, bool):
             raise _malformed("paging.hasNext is not true or false")
-        return data["data"], has_next
+        if not has_next:
+            return data["data"], None
+        size = paging.get("pageSize", MAX_PAGE_SIZE)
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_PAGE_SIZE:
+            raise _malformed(f"paging.pageSize is not a number from 1 to {MAX_PAGE_SIZE}")
+        return data["data"], size
 
     def _get(self, url: str, params: Mapping[str, str]) -> Any:
         waits = 0

@@ -3,8 +3,9 @@
 An audit entry (one setting's value changed in one config and environment) and a change
 received by webhook are the same change when they name the same environment, config and
 setting key, the same changer, and are at most the tolerance apart. Each webhook change
-accounts for one entry at most, the nearest in time, so two quick changes to the same flag
-with one webhook lost still forward the lost one.
+accounts for one entry at most, so two quick changes to the same flag with one webhook
+lost still forward the lost one: pairs are made nearest first, a webhook sent after the
+change (as ConfigCat sends them) before one that would have been sent before it.
 
 What a webhook leaves empty (a GET webhook has no body: no setting, no changer) matches
 anything: the webhook says something changed, and counts for one entry.
@@ -97,15 +98,31 @@ def match(
 ) -> dict[int, ReceivedChange | None]:
     """For each entry (by ``auditLogId``), the webhook change that delivered it, or None.
 
-    Entries are taken oldest first; each takes the nearest unused change that matches it
-    (the earlier one on a tie), so the result does not depend on the order of ``received``.
+    Matching pairs are taken cheapest first: the time from the change to its webhook, or,
+    for a webhook stamped before the change (clocks differ), that gap plus the tolerance.
+    Ties go to the older entry and change, so the result does not depend on input order.
     """
-    unused = sorted(received, key=lambda c: (c.at, c.event_id))
-    found: dict[int, ReceivedChange | None] = {}
-    for scoped in sorted(entries, key=lambda s: (s.entry.at, s.entry.audit_log_id)):
-        candidates = [c for c in unused if matches(scoped, c, tolerance)]
-        best = min(candidates, key=lambda c: abs(c.at - scoped.entry.at), default=None)
-        if best is not None:
-            unused.remove(best)
-        found[scoped.entry.audit_log_id] = best
+    changes = sorted(received, key=lambda c: (c.at, c.event_id))
+    ordered = sorted(entries, key=lambda s: (s.entry.at, s.entry.audit_log_id))
+
+    def cost(scoped: ScopedEntry, change: ReceivedChange) -> dt.timedelta:
+        gap = change.at - scoped.entry.at
+        return gap if gap >= dt.timedelta(0) else -gap + tolerance
+
+    pairs = sorted(
+        (
+            (cost(scoped, change), e, c)
+            for e, scoped in enumerate(ordered)
+            for c, change in enumerate(changes)
+            if matches(scoped, change, tolerance)
+        ),
+        key=lambda pair: pair[:3],
+    )
+    found: dict[int, ReceivedChange | None] = {s.entry.audit_log_id: None for s in ordered}
+    used: set[int] = set()
+    for _, e, c in pairs:
+        entry_id = ordered[e].entry.audit_log_id
+        if found[entry_id] is None and c not in used:
+            found[entry_id] = changes[c]
+            used.add(c)
     return found
