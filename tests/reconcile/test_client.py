@@ -32,6 +32,13 @@ def client_for(server: ConfigCatAPIServer, password: str = API_PASSWORD, **kw) -
     return AuditLogClient(server.url, API_USER, password, timeout=5, **kw)
 
 
+def error_of(client: AuditLogClient, product: str = PRODUCT_ID, **kw) -> AuditLogError:
+    """The error reading ``product`` raises (``kw``: the window's ``end``)."""
+    with client, pytest.raises(AuditLogError) as caught:
+        client.entries(product, start=START, end=kw.get("end", END))
+    return caught.value
+
+
 def read(server: ConfigCatAPIServer, **kw) -> list[api.AuditEntry]:
     with client_for(server) as client:
         return client.entries(PRODUCT_ID, start=START, end=END, **kw)
@@ -80,11 +87,9 @@ def test_429_is_waited_out_as_retry_after_says(server, fixed_clock):
 
 def test_429_longer_than_the_deadline_is_an_error(server, fixed_clock):
     server.fail(429, retry_after="600")
-    with client_for(server, deadline=time.monotonic() + 60) as client:
-        with pytest.raises(AuditLogError) as caught:
-            client.entries(PRODUCT_ID, start=START, end=END)
-    assert caught.value.kind == api.RATE_LIMITED
-    assert caught.value.retry_after == 600
+    error = error_of(client_for(server, deadline=time.monotonic() + 60))
+    assert error.kind == api.RATE_LIMITED
+    assert error.retry_after == 600
     assert fixed_clock == []
 
 
@@ -97,20 +102,16 @@ def test_429_longer_than_the_deadline_is_an_error(server, fixed_clock):
     ],
 )
 def test_refusals_say_what_to_fix(server, password, product, kind, text):
-    with client_for(server, password) as client:
-        with pytest.raises(AuditLogError) as caught:
-            client.entries(product, start=START, end=END)
-    assert caught.value.kind == kind
-    assert text in caught.value.message
-    assert password not in caught.value.message
+    error = error_of(client_for(server, password), product)
+    assert error.kind == kind
+    assert text in error.message
+    assert password not in error.message
 
 
 def test_a_bad_request_carries_configcats_message(server):
-    with client_for(server) as client:
-        with pytest.raises(AuditLogError) as caught:
-            client.entries(PRODUCT_ID, start=START, end=START + dt.timedelta(days=31))
-    assert caught.value.kind == api.REFUSED
-    assert "cannot exceed 30 days" in caught.value.message
+    error = error_of(client_for(server), end=START + dt.timedelta(days=31))
+    assert error.kind == api.REFUSED
+    assert "cannot exceed 30 days" in error.message
 
 
 @pytest.mark.parametrize(
@@ -155,21 +156,17 @@ def test_an_answer_cut_before_its_end_is_an_error(server):
 def test_no_answer_in_time_is_an_error(server):
     gate = server.hold()
     try:
-        with AuditLogClient(server.url, API_USER, API_PASSWORD, timeout=0.2) as client:
-            with pytest.raises(AuditLogError) as caught:
-                client.entries(PRODUCT_ID, start=START, end=END)
+        error = error_of(AuditLogClient(server.url, API_USER, API_PASSWORD, timeout=0.2))
     finally:
         gate.release()
-    assert caught.value.kind == api.UNAVAILABLE
-    assert "within 0.2 s" in caught.value.message
+    assert error.kind == api.UNAVAILABLE
+    assert "within 0.2 s" in error.message
 
 
 def test_nothing_listening_is_an_error():
-    with AuditLogClient(refused_url(), API_USER, API_PASSWORD, timeout=5) as client:
-        with pytest.raises(AuditLogError) as caught:
-            client.entries(PRODUCT_ID, start=START, end=END)
-    assert caught.value.kind == api.UNAVAILABLE
-    assert API_PASSWORD not in caught.value.message
+    error = error_of(AuditLogClient(refused_url(), API_USER, API_PASSWORD, timeout=5))
+    assert error.kind == api.UNAVAILABLE
+    assert API_PASSWORD not in error.message
 
 
 def test_unavailable_and_redirects(server):
