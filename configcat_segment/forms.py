@@ -10,7 +10,28 @@ from django.utils.translation import gettext_lazy as _
 from .models import SegmentConnection
 from .redaction import redact
 
-SECRET_FIELDS = ("write_key", "signing_key", "signing_key_secondary")
+SECRET_FIELDS = (
+    "write_key",
+    "signing_key",
+    "signing_key_secondary",
+    "configcat_api_user",
+    "configcat_api_password",
+)
+# Secrets that may be removed (a "remove" box each, while one is stored).
+OPTIONAL_SECRETS = SECRET_FIELDS[1:]
+HELP_TEXTS = {
+    "write_key": _("From the Segment source's settings page: API Keys → Write Key."),
+    "signing_key": _(
+        "From the webhook's page in ConfigCat (starts with configcat_whsk_). "
+        "Without a key, webhooks are refused."
+    ),
+    "configcat_api_user": _(
+        "A ConfigCat Public API credential (Dashboard → My account → Public API "
+        "credentials), with the product id: changes no webhook delivered are read from the "
+        "product's audit log and forwarded."
+    ),
+    "configcat_api_password": _("The password of that Public API credential."),
+}
 
 
 class SecretInput(forms.PasswordInput):
@@ -31,8 +52,16 @@ class SegmentConnectionForm(forms.ModelForm):
     signing_key_secondary = forms.CharField(
         label=_("Second webhook signing key"), required=False, widget=SecretInput()
     )
+    configcat_api_user = forms.CharField(
+        label=_("ConfigCat Public API username"), required=False, widget=SecretInput()
+    )
+    configcat_api_password = forms.CharField(
+        label=_("ConfigCat Public API password"), required=False, widget=SecretInput()
+    )
     clear_signing_key = forms.BooleanField(label=_("Remove this key"), required=False)
     clear_signing_key_secondary = forms.BooleanField(label=_("Remove this key"), required=False)
+    clear_configcat_api_user = forms.BooleanField(label=_("Remove it"), required=False)
+    clear_configcat_api_password = forms.BooleanField(label=_("Remove it"), required=False)
 
     class Meta:
         model = SegmentConnection
@@ -47,6 +76,10 @@ class SegmentConnectionForm(forms.ModelForm):
             "clear_signing_key",
             "signing_key_secondary",
             "clear_signing_key_secondary",
+            "configcat_api_user",
+            "clear_configcat_api_user",
+            "configcat_api_password",
+            "clear_configcat_api_password",
             "forward_changes",
             "forward_evaluations",
         ]
@@ -60,23 +93,18 @@ class SegmentConnectionForm(forms.ModelForm):
             stored = "" if adding else getattr(self.instance, name)
             field = self.fields[name]
             if stored:
-                field.help_text = _("Stored key ends with %(hint)s. Leave blank to keep it.") % {
-                    "hint": redact(stored)
-                }
-            elif name == "write_key":
-                field.help_text = _(
-                    "From the Segment source's settings page: API Keys → Write Key."
+                stored_text = (
+                    _("Stored value ends with %(hint)s. Leave blank to keep it.")
+                    if name.startswith("configcat_api_")
+                    else _("Stored key ends with %(hint)s. Leave blank to keep it.")
                 )
+                field.help_text = stored_text % {"hint": redact(stored)}
             else:
-                field.help_text = _(
-                    "From the webhook's page in ConfigCat (starts with configcat_whsk_). "
-                    "Without a key, webhooks are refused."
-                )
+                field.help_text = HELP_TEXTS.get(name, HELP_TEXTS["signing_key"])
         self.fields["write_key"].required = adding
-        if adding or not self.instance.signing_key:
-            del self.fields["clear_signing_key"]
-        if adding or not self.instance.signing_key_secondary:
-            del self.fields["clear_signing_key_secondary"]
+        for name in OPTIONAL_SECRETS:
+            if adding or not getattr(self.instance, name):
+                del self.fields[f"clear_{name}"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -86,7 +114,7 @@ class SegmentConnectionForm(forms.ModelForm):
             if cleaned.get(f"clear_{name}"):
                 if typed:
                     self.add_error(
-                        name, _("Either remove the stored key or enter a new one, not both.")
+                        name, _("Either remove the stored value or enter a new one, not both.")
                     )
                     continue
                 cleaned[name] = ""
@@ -94,4 +122,12 @@ class SegmentConnectionForm(forms.ModelForm):
                 cleaned[name] = getattr(self.instance, name)
             else:
                 cleaned[name] = typed
+        user, password = cleaned.get("configcat_api_user"), cleaned.get("configcat_api_password")
+        if bool(user) != bool(password):
+            missing = "configcat_api_password" if user else "configcat_api_user"
+            self.add_error(missing, _("A Public API credential is a username and a password."))
+        elif user and not (cleaned.get("product_id") or "").strip():
+            self.add_error(
+                "product_id", _("Reading the audit log with the credential needs the product id.")
+            )
         return cleaned

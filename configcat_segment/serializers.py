@@ -21,6 +21,7 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
     write_key = serializers.CharField(source="write_key_hint")
     signing_keys = serializers.SerializerMethodField()
     healthy = serializers.BooleanField(source="is_healthy")
+    reconciliation = serializers.SerializerMethodField()
 
     class Meta:
         model = SegmentConnection
@@ -43,8 +44,22 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
             "unhealthy_since",
             "unhealthy_reason",
             "delivery_paused_until",
+            "reconciliation",
         ]
         read_only_fields = fields
+
+    def get_reconciliation(self, obj: SegmentConnection) -> dict[str, Any]:
+        """Reconciliation with ConfigCat's audit log: on or off, and its health."""
+        moment = serializers.DateTimeField(allow_null=True)
+        return {
+            "enabled": obj.can_reconcile,
+            "configcat_api_user": redact(obj.configcat_api_user),
+            "healthy": obj.reconcile_healthy,
+            "reconciled_until": moment.to_representation(obj.reconciled_until),
+            "last_read_at": moment.to_representation(obj.reconcile_checked_at),
+            "failing_since": moment.to_representation(obj.reconcile_failing_since),
+            "error": obj.reconcile_error,
+        }
 
     def get_signing_keys(self, obj: SegmentConnection) -> list[str]:
         return [redact(key) for key in obj.signing_keys]

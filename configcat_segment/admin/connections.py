@@ -11,13 +11,15 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from ..constants import WEBHOOK_BODY_TEMPLATE
-from ..forms import SECRET_FIELDS, SegmentConnectionForm
+from ..forms import OPTIONAL_SECRETS, SECRET_FIELDS, SegmentConnectionForm
 from ..models import SegmentConnection
 from ..redaction import redact
 
@@ -38,6 +40,10 @@ STATUS_FIELDS = [
     "unhealthy_since",
     "unhealthy_reason",
     "delivery_paused_until",
+    "reconciliation_health",
+    "reconciled_until",
+    "reconcile_checked_at",
+    "webhook_scopes_display",
 ]
 FIELDSETS: list[tuple[Any, list[str]]] = [
     (None, ["name", "write_key", "region", "custom_endpoint"]),
@@ -50,6 +56,10 @@ FIELDSETS: list[tuple[Any, list[str]]] = [
             "clear_signing_key",
             "signing_key_secondary",
             "clear_signing_key_secondary",
+            "configcat_api_user",
+            "clear_configcat_api_user",
+            "configcat_api_password",
+            "clear_configcat_api_password",
         ],
     ),
     (_("What it forwards"), ["forward_changes", "forward_evaluations"]),
@@ -65,6 +75,7 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
         "region_display",
         "connected",
         "healthy",
+        "reconciling",
         "forward_changes",
         "forward_evaluations",
         "connected_at",
@@ -81,6 +92,37 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     @admin.display(description=_("healthy"), boolean=True)
     def healthy(self, obj: SegmentConnection) -> bool:
         return obj.is_healthy
+
+    @admin.display(description=_("reconciled"), boolean=True)
+    def reconciling(self, obj: SegmentConnection) -> bool | None:
+        """Unknown (no credential), yes (the last reading worked) or no."""
+        return obj.reconcile_healthy
+
+    @admin.display(description=_("reconciliation with the audit log"))
+    def reconciliation_health(self, obj: SegmentConnection) -> str:
+        if not obj.can_reconcile:
+            return gettext("Off: it needs the product id and a Public API credential.")
+        if obj.reconcile_failing_since is not None:
+            return gettext("Failing since %(since)s: %(error)s") % {
+                "since": date_format(localtime(obj.reconcile_failing_since), "DATETIME_FORMAT"),
+                "error": obj.reconcile_error,
+            }
+        if obj.reconcile_checked_at is None:
+            return gettext("On; not read yet.")
+        return gettext("Working.")
+
+    @admin.display(description=_("configs and environments it receives webhooks for"))
+    def webhook_scopes_display(self, obj: SegmentConnection) -> str:
+        scopes = [str(scope) for scope in obj.webhook_scopes.all()]
+        return ", ".join(scopes) if scopes else gettext("None yet (learned from its webhooks).")
+
+    @admin.display(description=_("ConfigCat Public API username"))
+    def configcat_api_user_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.configcat_api_user)
+
+    @admin.display(description=_("ConfigCat Public API password"))
+    def configcat_api_password_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.configcat_api_password)
 
     @admin.display(description=_("write key"))
     def write_key_redacted(self, obj: SegmentConnection) -> str:
@@ -100,13 +142,9 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: SegmentConnection | None = None) -> Any:
         # The "remove this key" boxes only exist when there is a stored key to remove,
         # and a connection being added has no status yet.
-        hidden = {"clear_signing_key", "clear_signing_key_secondary"}
+        hidden = {f"clear_{name}" for name in OPTIONAL_SECRETS}
         if obj is not None:
-            hidden -= {
-                f"clear_{name}"
-                for name in ("signing_key", "signing_key_secondary")
-                if getattr(obj, name)
-            }
+            hidden -= {f"clear_{name}" for name in OPTIONAL_SECRETS if getattr(obj, name)}
         # Without the change permission every field is shown read-only, as its value:
         # secrets must then be shown through their redacted displays.
         shown = (
@@ -115,7 +153,7 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
             else {}
         )
         if shown:
-            hidden |= {"clear_signing_key", "clear_signing_key_secondary"}
+            hidden |= {f"clear_{name}" for name in OPTIONAL_SECRETS}
         return [
             (title, {"fields": [shown.get(n, n) for n in names if n not in hidden]})
             for title, names in FIELDSETS
