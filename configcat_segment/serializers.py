@@ -50,14 +50,18 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
 
     def get_reconciliation(self, obj: SegmentConnection) -> dict[str, Any]:
         """Reconciliation with ConfigCat's audit log: on or off, and its health."""
-        moment = serializers.DateTimeField(allow_null=True)
+        field = serializers.DateTimeField()
+
+        def moment(value: Any) -> Any:
+            return None if value is None else field.to_representation(value)
+
         return {
             "enabled": obj.can_reconcile,
             "configcat_api_user": redact(obj.configcat_api_user),
             "healthy": obj.reconcile_healthy,
-            "reconciled_until": moment.to_representation(obj.reconciled_until),
-            "last_read_at": moment.to_representation(obj.reconcile_checked_at),
-            "failing_since": moment.to_representation(obj.reconcile_failing_since),
+            "reconciled_until": moment(obj.reconciled_until),
+            "last_read_at": moment(obj.reconcile_checked_at),
+            "failing_since": moment(obj.reconcile_failing_since),
             "error": obj.reconcile_error,
         }
 

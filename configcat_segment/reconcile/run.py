@@ -25,6 +25,7 @@ import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -107,11 +108,14 @@ def default_start(connection: SegmentConnection, now: dt.datetime) -> dt.datetim
     return max(connection.created_at, now - FIRST_LOOKBACK)
 
 
-def run_due(now: dt.datetime | None = None) -> list[Outcome]:
+def run_due(
+    now: dt.datetime | None = None, *, should_stop: Callable[[], bool] = lambda: False
+) -> list[Outcome]:
     """Reconcile every connection whose ``RECONCILE_INTERVAL_SECONDS`` has passed.
 
     Safe to call from any number of processes at once; errors are recorded on their
-    connections and logged, never raised.
+    connections and logged, never raised. ``should_stop`` (a runner stopping) is asked
+    between windows and connections.
     """
     now = now or timezone.now()
     due_before = now - dt.timedelta(seconds=get_settings().RECONCILE_INTERVAL_SECONDS)
@@ -121,8 +125,12 @@ def run_due(now: dt.datetime | None = None) -> list[Outcome]:
     )
     outcomes = []
     for connection in candidates:
+        if should_stop():
+            break
         try:
-            outcomes.append(reconcile(connection, now=now, due_before=due_before))
+            outcomes.append(
+                reconcile(connection, now=now, due_before=due_before, should_stop=should_stop)
+            )
         except Busy:
             continue  # another process took it meanwhile
         except Exception:
@@ -137,6 +145,7 @@ def reconcile(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     due_before: dt.datetime | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Reconcile ``connection`` from ``since`` (default: its point). Raises :class:`Busy`
     when another process holds it; records any other failure on the connection."""
@@ -169,7 +178,7 @@ def reconcile(
             scopes = _scopes(connection, start - tolerance, now, dry_run=dry_run)
             window_start, until = start, now - tolerance
             while window_start < until:
-                if time.monotonic() - started > budget:
+                if time.monotonic() - started > budget or should_stop():
                     outcome.complete = False
                     break
                 if not dry_run:
