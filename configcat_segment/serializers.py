@@ -81,6 +81,9 @@ class EventSerializer(serializers.ModelSerializer):
 
     connection = serializers.SerializerMethodField()
     kind = serializers.CharField()
+    # Where a change came from ("webhook", "audit_log"); "source" is a Field attribute.
+    change_source = serializers.CharField(source="source")
+    source_display = serializers.CharField()
     status_display = serializers.CharField(source="get_status_display")
     url = serializers.SerializerMethodField()
 
@@ -92,6 +95,8 @@ class EventSerializer(serializers.ModelSerializer):
             "created_at",
             "connection",
             "kind",
+            "change_source",
+            "source_display",
             "type",
             "event_name",
             "flag_key",

@@ -281,6 +281,7 @@ class WebhookReceipt(models.Model):
         PROCESSED_WITH_ERRORS = "processed_with_errors", _("Processed, with problems")
         IGNORED = "ignored", _("Ignored")
         FAILED = "failed", _("Failed")
+        DUPLICATE = "duplicate", _("Duplicate: ConfigCat's retry of an earlier webhook")
 
     connection = models.ForeignKey(
         SegmentConnection, on_delete=models.CASCADE, related_name="receipts"
@@ -294,6 +295,17 @@ class WebhookReceipt(models.Model):
     remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
     outcome = models.CharField(max_length=32, choices=Outcome.choices, default=Outcome.RECEIVED)
     error = models.TextField(_("error"), blank=True)
+    # ConfigCat may retry a webhook with a new id: an identical body received shortly
+    # after another is that retry (see webhooks.retries), and links to the original.
+    body_sha256 = models.CharField(_("SHA-256 of the body"), max_length=64, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        verbose_name=_("duplicate of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+    )
 
     class Meta:
         verbose_name = _("webhook receipt")
@@ -310,10 +322,22 @@ class WebhookReceipt(models.Model):
         ]
         indexes = [
             models.Index(fields=["connection", "-received_at"], name="cs_receipt_conn_time"),
+            # The search for the original of a retried webhook (its body's hash).
+            models.Index(
+                fields=["connection", "body_sha256", "-received_at"],
+                condition=~Q(body_sha256=""),
+                name="cs_receipt_conn_body",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"webhook {self.webhook_id or self.pk} ({self.get_outcome_display()})"
+
+
+SOURCE_WEBHOOK = "webhook"
+SOURCE_AUDIT_LOG = "audit_log"
+SOURCE_LABELS = {SOURCE_WEBHOOK: _("webhook"), SOURCE_AUDIT_LOG: _("audit log")}
+_NOT_READ = object()
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -402,6 +426,23 @@ class Event(models.Model):
     def __str__(self) -> str:
         label = self.event_name or self.type
         return f"{label} {self.flag_key}".strip() + f" [{self.status}]"
+
+    @property
+    def source(self) -> str:
+        """Where a "Feature Flag Changed" event came from: ``webhook`` or ``audit_log``
+        (reconciliation marks its messages); "" for other events. The event log's queries
+        annotate ``source_marker`` so a deferred payload is not loaded for it."""
+        if self.event_name != FLAG_CHANGED:
+            return ""
+        marker = self.__dict__.get("source_marker", _NOT_READ)
+        if marker is _NOT_READ:
+            properties = self.payload.get("properties") if isinstance(self.payload, dict) else {}
+            marker = properties.get("source") if isinstance(properties, dict) else None
+        return SOURCE_AUDIT_LOG if marker == SOURCE_AUDIT_LOG else SOURCE_WEBHOOK
+
+    @property
+    def source_display(self) -> str:
+        return str(SOURCE_LABELS.get(self.source, ""))
 
     @property
     def kind(self) -> str:

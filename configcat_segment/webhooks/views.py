@@ -33,6 +33,7 @@ from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
 from ..signals import flag_changed
 from . import body as changes
+from . import retries
 from .signing import VerifiedWebhook, WebhookRejected, verify
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ def store(
         method=request.method or "",
         headers=scrub_headers(dict(request.headers)),
         body=body,
+        # Only a signed body can be ConfigCat's retry (a key means it was verified).
+        body_sha256=retries.body_hash(body) if connection.signing_keys else "",
         remote_addr=_remote_addr(request),
     )
     try:
@@ -316,6 +319,9 @@ class WebhookView(APIView):
         try:
             with transaction.atomic():
                 receipt = store(connection, verified, http_request, body)
+                original = retries.original_of(receipt)
+                if original is not None:
+                    return retries.absorb(receipt, original)
                 return _answer(receipt, len(process(receipt)))
         except AlreadyReceived as duplicate:
             return _answer_redelivery(connection, str(duplicate))
