@@ -35,6 +35,7 @@ FIELDS: tuple[str, ...] = (
     "remote_addr",
     "outcome",
     "error",
+    "duplicate_of",
     "request_headers",
     "raw_body",
 )
