@@ -10,15 +10,28 @@ from django.utils.translation import gettext_lazy as _
 from .models import SegmentConnection
 from .redaction import redact
 
-SECRET_FIELDS = (
-    "write_key",
+SECRET_FIELDS = SegmentConnection.SECRET_FIELDS
+# Secrets that may be removed (a connection always has its write key), each with a box.
+REMOVABLE_SECRETS = (
     "signing_key",
     "signing_key_secondary",
-    "configcat_api_user",
-    "configcat_api_password",
+    *SegmentConnection.API_CREDENTIAL_FIELDS,
 )
-# Secrets that may be removed (a "remove" box each, while one is stored).
-OPTIONAL_SECRETS = SECRET_FIELDS[1:]
+REMOVE_BOXES = tuple(f"clear_{name}" for name in REMOVABLE_SECRETS)
+
+# The form's fields, in the groups the admin shows them in.
+SEGMENT_FIELDS = ("name", "write_key", "region", "custom_endpoint")
+CONFIGCAT_FIELDS = (
+    *SegmentConnection.PRODUCT_FIELDS,
+    "signing_key",
+    "clear_signing_key",
+    "signing_key_secondary",
+    "clear_signing_key_secondary",
+    "configcat_api_user",
+    "clear_configcat_api_user",
+    "configcat_api_password",
+    "clear_configcat_api_password",
+)
 HELP_TEXTS = {
     "write_key": _("From the Segment source's settings page: API Keys → Write Key."),
     "signing_key": _(
@@ -65,24 +78,7 @@ class SegmentConnectionForm(forms.ModelForm):
 
     class Meta:
         model = SegmentConnection
-        fields = [
-            "name",
-            "write_key",
-            "region",
-            "custom_endpoint",
-            "product_id",
-            "product_name",
-            "signing_key",
-            "clear_signing_key",
-            "signing_key_secondary",
-            "clear_signing_key_secondary",
-            "configcat_api_user",
-            "clear_configcat_api_user",
-            "configcat_api_password",
-            "clear_configcat_api_password",
-            "forward_changes",
-            "forward_evaluations",
-        ]
+        fields = [*SEGMENT_FIELDS, *CONFIGCAT_FIELDS, *SegmentConnection.FORWARDING_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,14 +91,14 @@ class SegmentConnectionForm(forms.ModelForm):
             if stored:
                 stored_text = (
                     _("Stored value ends with %(hint)s. Leave blank to keep it.")
-                    if name.startswith("configcat_api_")
+                    if name in SegmentConnection.API_CREDENTIAL_FIELDS
                     else _("Stored key ends with %(hint)s. Leave blank to keep it.")
                 )
                 field.help_text = stored_text % {"hint": redact(stored)}
             else:
                 field.help_text = HELP_TEXTS.get(name, HELP_TEXTS["signing_key"])
         self.fields["write_key"].required = adding
-        for name in OPTIONAL_SECRETS:
+        for name in REMOVABLE_SECRETS:
             if adding or not getattr(self.instance, name):
                 del self.fields[f"clear_{name}"]
 
@@ -114,7 +110,7 @@ class SegmentConnectionForm(forms.ModelForm):
             if cleaned.get(f"clear_{name}"):
                 if typed:
                     self.add_error(
-                        name, _("Either remove the stored value or enter a new one, not both.")
+                        name, _("Either remove the stored key or enter a new one, not both.")
                     )
                     continue
                 cleaned[name] = ""

@@ -25,8 +25,9 @@ from urllib.parse import quote
 
 import requests
 
-from ..segment.payloads import isoformat, text_safe
+from ..segment.payloads import isoformat
 from ..segment.retry import parse_retry_after
+from ..text import clean
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def parse_entry(item: Any, position: int) -> AuditEntry:
             value = item.get("auditLogTypeEnum")
         if value is not None and not isinstance(value, str):
             raise _malformed(f"{where}: {name} is not a string")
-        texts[attribute] = text_safe(value or "")
+        texts[attribute] = clean(value or "")
     truncated = item.get("truncated")
     if truncated is not None and not isinstance(truncated, bool):
         raise _malformed(f"{where}: truncated is not true or false")
@@ -130,7 +131,7 @@ def _malformed(detail: str) -> AuditLogError:
 
 
 def _body_excerpt(response: requests.Response) -> str:
-    text = " ".join(text_safe(response.text or "").split())
+    text = " ".join(clean(response.text or "").split())
     return text[:_ERROR_CHARS] + ("…" if len(text) > _ERROR_CHARS else "")
 
 

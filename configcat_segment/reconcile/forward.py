@@ -1,6 +1,6 @@
 """An audit-log entry as the "Feature Flag Changed" message a webhook would have made.
 
-The message is built by the webhooks' own code (:func:`..webhooks.body.flag_changed_messages`)
+The message is built by the webhooks' own code (:func:`..webhooks.changed.flag_changed_messages`)
 from the change the entry describes, so both sources send the same properties; it then
 says where it came from: ``source: "audit_log"`` and the entry's ``audit_log_id``. Its
 ``messageId`` comes from the connection's salt and the ``auditLogId``: reconciling the
@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from ..models import SegmentConnection
 from ..segment.payloads import TRUNCATION_MARK
-from ..webhooks import body as changes
-from ..webhooks.views import connection_user_id
+from ..webhooks.body import Change, SettingChange
+from ..webhooks.changed import ChangeMessage, flag_changed_messages
+from ..webhooks.receipts import connection_user_id
 from .matching import ScopedEntry
 
 SOURCE: Final = "audit_log"
@@ -38,14 +39,12 @@ def dashboard_url(product_id: str, config_id: str, environment_id: str) -> str:
     return f"{DASHBOARD}/{product_id}/{config_id}/{environment_id}"
 
 
-def flag_changed_message(
-    connection: SegmentConnection, scoped: ScopedEntry
-) -> changes.ChangeMessage:
+def flag_changed_message(connection: SegmentConnection, scoped: ScopedEntry) -> ChangeMessage:
     entry, scope = scoped.entry, scoped.scope
     details = entry.details
     if entry.truncated:  # ConfigCat cut the text; say so, as fit() does with what it cuts
         details = details.rstrip() + " " + TRUNCATION_MARK
-    change = changes.Change(
+    change = Change(
         config_id=scope.config_id,
         config_name=scope.config_name,
         environment_id=scope.environment_id,
@@ -54,12 +53,10 @@ def flag_changed_message(
         changed_by=changed_by(entry.user_name, entry.user_email),
         change_notes=entry.why,
         settings=(
-            changes.SettingChange(
-                setting_key=entry.action_target, event="changed", details=details
-            ),
+            SettingChange(setting_key=entry.action_target, event="changed", details=details),
         ),
     )
-    (built,) = changes.flag_changed_messages(
+    (built,) = flag_changed_messages(
         change,
         key=message_key(entry.audit_log_id),
         timestamp=entry.at,
