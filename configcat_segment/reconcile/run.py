@@ -36,7 +36,7 @@ from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection
 from ..signals import flag_changed
-from . import forward, received
+from . import claims, forward, received
 from .client import AuditLogClient, AuditLogError
 from .matching import Scope, ScopedEntry, match
 
@@ -157,7 +157,7 @@ def reconcile(
     window = dt.timedelta(seconds=settings.RECONCILE_WINDOW_SECONDS)
     start = since or connection.reconciled_until or default_start(connection, now)
     outcome = Outcome(connection, dry_run=dry_run, since=start)
-    if not dry_run and not _claim(connection, now, lease, due_before):
+    if not dry_run and not claims.claim(connection, now, lease, due_before):
         raise Busy(connection.pk)
 
     def current() -> dt.datetime:
@@ -182,7 +182,7 @@ def reconcile(
                     outcome.complete = False
                     break
                 if not dry_run:
-                    _renew(connection, current() + lease)
+                    claims.renew(connection, current() + lease)
                 window_end = min(window_start + window, until)
                 _window(client, connection, scopes, window_start, window_end, tolerance, outcome)
                 outcome.until = window_end
@@ -190,10 +190,14 @@ def reconcile(
     except AuditLogError as exc:
         outcome.error, outcome.error_kind, retry_after = exc.message, exc.kind, exc.retry_after
         logger.warning("configcat_segment: reconciling %s: %s", connection.name, exc.message)
+    except Exception as exc:  # a bug, the database: never marked healthy for it
+        outcome.error_kind = "internal"
+        outcome.error = f"Reconciliation failed unexpectedly ({type(exc).__name__}); see the log."
+        logger.exception("configcat_segment: reconciling %s failed", connection.name)
     finally:
         outcome.requests = client.requests
         if not dry_run:
-            _finish(connection, outcome, now, retry_after)
+            claims.finish(connection, outcome.error, now, retry_after)
     return outcome
 
 
@@ -293,61 +297,3 @@ def _describe(scoped: ScopedEntry, message: dict[str, Any]) -> dict[str, Any]:
 def _announce(connection: SegmentConnection, events: list[Event]) -> None:
     for event in events:
         flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)
-
-
-# -- the connection's claim and health ------------------------------------------------------
-
-
-def _claim(
-    connection: SegmentConnection,
-    now: dt.datetime,
-    lease: dt.timedelta,
-    due_before: dt.datetime | None,
-) -> bool:
-    """Take the connection for ``lease``, unless another process holds it (or, with
-    ``due_before``, it was read since then). One ``UPDATE``: one process wins."""
-    claim = SegmentConnection.objects.filter(pk=connection.pk).filter(
-        Q(reconcile_locked_until__isnull=True) | Q(reconcile_locked_until__lte=now)
-    )
-    if due_before is not None:
-        claim = claim.filter(
-            Q(reconcile_checked_at__isnull=True) | Q(reconcile_checked_at__lte=due_before)
-        )
-    return claim.update(reconcile_locked_until=now + lease) == 1
-
-
-def _renew(connection: SegmentConnection, until: dt.datetime) -> None:
-    SegmentConnection.objects.filter(pk=connection.pk).update(reconcile_locked_until=until)
-
-
-def _finish(
-    connection: SegmentConnection,
-    outcome: Outcome,
-    now: dt.datetime,
-    retry_after: float | None,
-) -> None:
-    """Release the claim; keep the outcome as the connection's reconciliation health."""
-    checked = now
-    if retry_after:  # not before ConfigCat said so, however short the interval
-        interval = get_settings().RECONCILE_INTERVAL_SECONDS
-        checked = now + dt.timedelta(seconds=max(0.0, retry_after - interval))
-    fields: dict[str, Any] = {
-        "reconcile_locked_until": None,
-        "reconcile_checked_at": checked,
-        "reconcile_error": outcome.error,
-    }
-    rows = SegmentConnection.objects.filter(pk=connection.pk)
-    if outcome.error:
-        rows.filter(reconcile_failing_since__isnull=True).update(reconcile_failing_since=now)
-    else:
-        fields["reconcile_failing_since"] = None
-    rows.update(**fields)
-    connection.refresh_from_db(
-        fields=[
-            "reconciled_until",
-            "reconcile_checked_at",
-            "reconcile_error",
-            "reconcile_failing_since",
-            "reconcile_locked_until",
-        ]
-    )

@@ -18,7 +18,7 @@ from django.db import connections
 
 from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.models import Event
-from configcat_segment.reconcile import reconcile, run, run_due
+from configcat_segment.reconcile import claims, reconcile, run, run_due
 from configcat_segment.reconcile.run import ALREADY_FORWARDED
 from tests.segment_server import SegmentServer
 
@@ -59,7 +59,7 @@ def missed(reconciling, audit_log, send_webhook):
 
 
 def test_two_workers_reconcile_a_connection_once(reconciling, missed, audit_log, monkeypatch):
-    meet_before(monkeypatch, run, "_claim")
+    meet_before(monkeypatch, claims, "claim")
     results = twice_at_once(lambda: run_due(now=LATER))
 
     assert sorted(len(outcomes) for outcomes in results) == [0, 1]  # one claimed it
@@ -77,7 +77,7 @@ def test_two_workers_reconcile_a_connection_once(reconciling, missed, audit_log,
 
 
 def test_when_both_read_the_same_window_the_messageid_keeps_one(reconciling, missed, monkeypatch):
-    monkeypatch.setattr(run, "_claim", lambda *args: True)  # as if a claim had run out
+    monkeypatch.setattr(claims, "claim", lambda *args: True)  # as if a claim had run out
     meet_before(monkeypatch, run.outbox, "enqueue")  # both looked: neither event exists
     results = twice_at_once(lambda: reconcile(reconciling, now=LATER))
 

@@ -8,7 +8,7 @@ import pytest
 
 from configcat_segment.constants import FLAG_CHANGED
 from configcat_segment.models import Event, SegmentConnection, WebhookScope
-from configcat_segment.reconcile import Busy, reconcile, run_due
+from configcat_segment.reconcile import Busy, received, reconcile, run_due
 from configcat_segment.reconcile.run import ALREADY_FORWARDED, OTHER_SCOPE
 from configcat_segment.segment import payloads
 from configcat_segment.segment.payloads import TRUNCATION_MARK
@@ -287,3 +287,24 @@ def test_a_connection_in_another_process_hands_is_busy(reconciling, audit_log):
         reconcile(reconciling, now=LATER)
     assert run_due(now=LATER) == []
     assert audit_log.requests == []
+
+
+def test_an_unexpected_failure_is_recorded_never_taken_for_health(
+    reconciling, audit_log, send_webhook, monkeypatch
+):
+    send_webhook(reconciling)
+    audit_entry(audit_log, setting_key="newCheckout", at=NOW_DT + dt.timedelta(minutes=5))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(received, "received_changes", broken)
+    outcome = reconcile(reconciling, now=LATER)
+
+    assert outcome.error_kind == "internal"
+    assert "RuntimeError" in outcome.error
+    reconciling.refresh_from_db()
+    assert reconciling.reconcile_failing_since == LATER
+    assert reconciling.reconciled_until is None
+    assert reconciling.reconcile_locked_until is None
+    assert audit_events() == []
