@@ -10,7 +10,9 @@ class ConfigCatSegmentConfig(AppConfig):
     def ready(self) -> None:
         from . import checks, lifecycle
         from .delivery import credentials
+        from .operations import install as install_operations
 
         checks.register()
         credentials.connect_signals()
+        install_operations()
         lifecycle.install()

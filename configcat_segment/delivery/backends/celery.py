@@ -1,11 +1,8 @@
 """``DELIVERY = "celery"``: a Celery task runs the dispatcher, for projects that run Celery.
 
 Install with ``pip install configcat-segment[celery]``. Every commit that writes events
-sends :func:`deliver`, and a beat entry picks up retries whose time has come::
-
-    from configcat_segment.tasks import BEAT_SCHEDULE
-
-    app.conf.beat_schedule = {**app.conf.beat_schedule, **BEAT_SCHEDULE}
+sends :func:`deliver`, and a beat entry (``configcat_segment.tasks.BEAT_SCHEDULE``) picks
+up retries whose time has come.
 
 Any number of these tasks may run at once, on any number of Celery workers: they share
 the events the way ``configcat_segment_worker`` processes do. The task is registered here
@@ -14,8 +11,6 @@ and imported by :mod:`configcat_segment.tasks`, where Celery's autodiscovery loo
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 
 from ..runner import Runner
@@ -23,16 +18,12 @@ from .base import DeliveryBackend
 
 TASK_NAME = "configcat_segment.deliver"
 
-# Retries become due without anything being written, so something must look for them.
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "configcat-segment-deliver": {"task": TASK_NAME, "schedule": 10.0},
-}
-
 
 @shared_task(name=TASK_NAME, ignore_result=True)
 def deliver() -> dict[str, int]:
-    """Deliver everything due now; returns what was done (counts)."""
-    return Runner().run(until_idle=True).as_dict()
+    """Deliver everything due now; returns what was done (counts). (Reconciliation has a
+    task of its own, ``configcat_segment.tasks.reconcile``.)"""
+    return Runner(reconcile=False).run(until_idle=True).as_dict()
 
 
 class CeleryBackend(DeliveryBackend):
