@@ -20,6 +20,8 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from .segment.addresses import EndpointPolicy, parse_entry
+
 SETTING_NAME = "CONFIGCAT_SEGMENT"
 
 # A century: more than anyone keeps events, and "that many days ago" is a valid date.
@@ -133,6 +135,20 @@ def _optional_http_url(value: Any) -> str | None:
     return "must be an http:// or https:// URL or None"
 
 
+def _endpoint_allowlist(value: Any) -> str | None:
+    if not isinstance(value, list | tuple):
+        return "must be a list of host names, IP addresses or networks"
+    for entry in value:
+        if isinstance(entry, str) and not entry.strip():
+            return "must list host names, IP addresses or networks, not an empty string"
+        if parse_entry(entry) is None:
+            return (
+                f"must list host names, IP addresses or networks ('segment-proxy.internal', "
+                f"'10.0.0.0/8'); {entry!r} is not a host name, an IP address or a network"
+            )
+    return None
+
+
 # -- the settings ------------------------------------------------------------------------
 
 
@@ -150,6 +166,8 @@ class AppSettings:
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
 
     # Delivery.
+    # Custom endpoints may point here although these are not public addresses.
+    ALLOWED_ENDPOINT_HOSTS: tuple[str, ...] = ()
     BATCH_SIZE: int = 500
     MAX_ATTEMPTS: int = 20
     MAX_AGE_SECONDS: int = 3 * 24 * 3600
@@ -197,6 +215,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
+    "ALLOWED_ENDPOINT_HOSTS": _endpoint_allowlist,
     "BATCH_SIZE": _positive_int,
     "MAX_ATTEMPTS": _positive_int,
     "MAX_AGE_SECONDS": _seconds(_positive_int),
@@ -273,7 +292,14 @@ def get_settings() -> AppSettings:
     values = {k: v for k, v in raw.items() if k in DEFAULTS}
     if isinstance(values.get("FLAG_OVERRIDES"), os.PathLike):
         values["FLAG_OVERRIDES"] = os.fspath(values["FLAG_OVERRIDES"])
+    if "ALLOWED_ENDPOINT_HOSTS" in values:
+        values["ALLOWED_ENDPOINT_HOSTS"] = tuple(values["ALLOWED_ENDPOINT_HOSTS"])
     return AppSettings(**values)
+
+
+def endpoint_policy() -> EndpointPolicy:
+    """Where custom endpoints may point besides public addresses (``ALLOWED_ENDPOINT_HOSTS``)."""
+    return EndpointPolicy.from_entries(get_settings().ALLOWED_ENDPOINT_HOSTS)
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
+from .conf import endpoint_policy, setting_path
 from .constants import SIGNING_KEY_PREFIX
+from .segment.addresses import host_refusal
 from .segment.regions import InvalidEndpoint, normalise_endpoint
 
 _WHITESPACE = re.compile(r"\s")
@@ -44,6 +47,16 @@ def validate_endpoint(value: str) -> None:
     if not value:
         return
     try:
-        normalise_endpoint(value)
+        url = normalise_endpoint(value)
     except InvalidEndpoint as exc:
         raise ValidationError(str(exc), code="endpoint") from exc
+    host = urlsplit(url).hostname or ""
+    problem = endpoint_policy().host_problem(host)
+    if problem:
+        # Names are resolved, and checked again, when sending (DNS may answer differently).
+        raise ValidationError(
+            f"{host_refusal(host, problem)}: events would be sent there from this server, "
+            f"write key included. If that is intended, allow it with "
+            f"{setting_path('ALLOWED_ENDPOINT_HOSTS')}.",
+            code="endpoint_not_allowed",
+        )
