@@ -34,8 +34,13 @@ def allowing(*entries: str) -> Any:
 
 def send(url: str, **kwargs: Any) -> transport.Answer:
     return transport.send(
-        [track(1)], endpoint=url, write_key=KEY, sent_at="2026-01-01T00:00:00.000Z", gzip=False,
-        timeout=5.0, **kwargs,
+        [track(1)],
+        endpoint=url,
+        write_key=KEY,
+        sent_at="2026-01-01T00:00:00.000Z",
+        gzip=False,
+        timeout=5.0,
+        **kwargs,
     )
 
 
@@ -190,8 +195,9 @@ INTERNAL_PAGE = (
 
 
 def test_a_page_that_answers_is_never_kept_only_its_status_and_reason():
-    with PageServer(500, INTERNAL_PAGE, {"Content-Type": "text/html"}) as page, allowing(
-        "127.0.0.0/8"
+    with (
+        PageServer(500, INTERNAL_PAGE, {"Content-Type": "text/html"}) as page,
+        allowing("127.0.0.0/8"),
     ):
         answer = send(page.url)
     assert answer.status == 500
@@ -206,8 +212,9 @@ def test_a_page_that_answers_is_never_kept_only_its_status_and_reason():
 def test_a_segment_style_error_is_kept_short():
     long_message = "x" * 5000
     body = ('{"code": "invalid_request", "message": "' + long_message + '"}').encode()
-    with PageServer(400, body, {"Content-Type": "application/json"}) as page, allowing(
-        "127.0.0.0/8"
+    with (
+        PageServer(400, body, {"Content-Type": "application/json"}) as page,
+        allowing("127.0.0.0/8"),
     ):
         answer = send(page.url)
     assert answer.error.startswith("Segment answered 400 invalid_request: xxxx")
@@ -215,9 +222,11 @@ def test_a_segment_style_error_is_kept_short():
 
 
 def test_redirects_are_not_followed():
-    with PageServer(200, b"{}") as internal, PageServer(
-        307, b"", {"Location": internal.url + "/latest/meta-data/"}
-    ) as redirector, allowing("127.0.0.0/8"):
+    with (
+        PageServer(200, b"{}") as internal,
+        PageServer(307, b"", {"Location": internal.url + "/latest/meta-data/"}) as redirector,
+        allowing("127.0.0.0/8"),
+    ):
         answer = send(redirector.url)
     assert internal.paths == []
     assert answer.status == 307
