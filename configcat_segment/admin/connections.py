@@ -20,6 +20,7 @@ from ..constants import WEBHOOK_BODY_TEMPLATE
 from ..forms import SECRET_FIELDS, SegmentConnectionForm
 from ..models import SegmentConnection
 from ..redaction import redact
+from .search import BoundedSearchAdmin
 
 sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
 
@@ -58,7 +59,7 @@ FIELDSETS: list[tuple[Any, list[str]]] = [
 
 
 @admin.register(SegmentConnection)
-class SegmentConnectionAdmin(admin.ModelAdmin):
+class SegmentConnectionAdmin(BoundedSearchAdmin):
     form = SegmentConnectionForm
     list_display = [
         "name",

@@ -17,6 +17,7 @@ from ..eventlog.display import pretty_json
 from ..eventlog.filters import KINDS, EventFilter
 from ..models import Event
 from .eventlog import event_log_url
+from .search import BoundedSearchAdmin
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -53,7 +54,7 @@ FIELDS: tuple[str, ...] = (
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(BoundedSearchAdmin):
     list_display = [
         "id",
         "created_at",
