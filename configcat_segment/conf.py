@@ -12,6 +12,7 @@ import difflib
 import functools
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -149,6 +150,22 @@ def _endpoint_allowlist(value: Any) -> str | None:
     return None
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_names(value: Any) -> str | None:
+    from .redaction import is_secret_header  # redaction reads these settings
+
+    if not isinstance(value, list | tuple):
+        return "must be a list of header names"
+    for name in value:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            return f"must list header names; {name!r} is not a header name"
+        if is_secret_header(name):
+            return f"must not list {name!r}, which carries credentials: it is never stored"
+    return None
+
+
 # -- the settings ------------------------------------------------------------------------
 
 
@@ -164,6 +181,8 @@ class AppSettings:
     WEBHOOK_TOLERANCE_SECONDS: int = 300
     WEBHOOK_MAX_BODY_BYTES: int = 256 * 1024
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
+    # Headers whose values receipts keep, besides redaction.HARMLESS_HEADERS.
+    RECEIPT_HEADERS: tuple[str, ...] = ()
 
     # Delivery.
     # Custom endpoints may point here although these are not public addresses.
@@ -215,6 +234,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
+    "RECEIPT_HEADERS": _header_names,
     "ALLOWED_ENDPOINT_HOSTS": _endpoint_allowlist,
     "BATCH_SIZE": _positive_int,
     "MAX_ATTEMPTS": _positive_int,
@@ -292,8 +312,9 @@ def get_settings() -> AppSettings:
     values = {k: v for k, v in raw.items() if k in DEFAULTS}
     if isinstance(values.get("FLAG_OVERRIDES"), os.PathLike):
         values["FLAG_OVERRIDES"] = os.fspath(values["FLAG_OVERRIDES"])
-    if "ALLOWED_ENDPOINT_HOSTS" in values:
-        values["ALLOWED_ENDPOINT_HOSTS"] = tuple(values["ALLOWED_ENDPOINT_HOSTS"])
+    for key in ("ALLOWED_ENDPOINT_HOSTS", "RECEIPT_HEADERS"):
+        if key in values:
+            values[key] = tuple(values[key])
     return AppSettings(**values)
 
 
