@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -15,9 +16,26 @@ from .segment.regions import InvalidEndpoint, normalise_endpoint
 _WHITESPACE = re.compile(r"\s")
 
 
+def _control_character(value: str) -> str | None:
+    """The first control character in ``value`` (line breaks and tabs included), if any."""
+    return next((c for c in value if unicodedata.category(c) == "Cc"), None)
+
+
+def validate_single_line(value: str) -> None:
+    """One line of text: names and ids shown in pages, logs and commands' output."""
+    character = _control_character(value)
+    if character is not None:
+        raise ValidationError(
+            "Enter one line of text without control characters (this has %(character)s).",
+            code="control_characters",
+            params={"character": repr(character)},
+        )
+
+
 def validate_write_key(value: str) -> None:
     if not value:
         raise ValidationError("Enter the write key of the Segment source.", code="required")
+    validate_single_line(value)
     if _WHITESPACE.search(value):
         raise ValidationError(
             "A Segment write key has no spaces or line breaks; check what was pasted.",
@@ -30,6 +48,7 @@ def validate_write_key(value: str) -> None:
 def validate_signing_key(value: str) -> None:
     if not value:
         return
+    validate_single_line(value)
     if _WHITESPACE.search(value):
         raise ValidationError(
             "A ConfigCat signing key has no spaces or line breaks; check what was pasted.",

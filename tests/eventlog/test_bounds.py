@@ -6,9 +6,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 
-from configcat_segment.eventlog.filters import parse
-
-MAX_MOMENT_LENGTH = 40
+from configcat_segment.eventlog.filters import MAX_MOMENT_LENGTH, parse
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
 
 from .conftest import EVENTS_URL, client_for, user_with

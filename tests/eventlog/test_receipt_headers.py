@@ -9,7 +9,6 @@ from django.test import override_settings
 from configcat_segment.conf import find_problems, get_settings
 from configcat_segment.models import WebhookReceipt
 from configcat_segment.redaction import NOT_STORED, scrub_headers
-
 from configcat_segment.webhooks.views import WebhookView
 
 from ..webhooks.conftest import NOW, configcat_body, headers_for
