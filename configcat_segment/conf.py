@@ -181,6 +181,8 @@ class AppSettings:
     WEBHOOK_TOLERANCE_SECONDS: int = 300
     WEBHOOK_MAX_BODY_BYTES: int = 256 * 1024
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
+    # Setting changes of one webhook that become events; the rest stay in the receipt.
+    MAX_CHANGES_PER_WEBHOOK: int = 1000
     # Headers whose values receipts keep, besides redaction.HARMLESS_HEADERS.
     RECEIPT_HEADERS: tuple[str, ...] = ()
 
@@ -234,6 +236,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
+    "MAX_CHANGES_PER_WEBHOOK": _positive_int,
     "RECEIPT_HEADERS": _header_names,
     "ALLOWED_ENDPOINT_HOSTS": _endpoint_allowlist,
     "BATCH_SIZE": _positive_int,

@@ -187,7 +187,9 @@ def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Ev
         return Outcome.IGNORED, "The connection is disconnected: nothing was forwarded.", []
     if not connection.forward_changes:
         return Outcome.IGNORED, "The connection does not forward flag changes.", []
-    change, problems = changes.parse(bytes(receipt.body))
+    change, problems = changes.parse(
+        bytes(receipt.body), max_changes=get_settings().MAX_CHANGES_PER_WEBHOOK
+    )
     built = changes.flag_changed_messages(
         change,
         key=receipt.webhook_id or f"receipt-{receipt.pk}",

@@ -113,11 +113,11 @@ def broken_parser(monkeypatch):
     calls = []
     real = changes.parse
 
-    def parse(body):
+    def parse(body, **kwargs):
         calls.append(body)
         if len(calls) == 1:
             raise RuntimeError("parser bug")
-        return real(body)
+        return real(body, **kwargs)
 
     monkeypatch.setattr(changes, "parse", parse)
     return calls
