@@ -180,6 +180,40 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(segment_conn
     assert stored() == (0, 0)
 
 
+def test_a_huge_change_set_costs_bounded_work_and_a_short_answer(segment_connection):
+    limit = get_settings().MAX_CHANGES_PER_WEBHOOK
+    body = ("[" + ",".join(["1"] * 100_000) + "]").encode()
+    response = post_webhook(segment_connection, body, headers_for(body))
+    assert response.status_code == 200
+    assert response.json()["events"] == limit == Event.objects.count()
+    assert len(response.content) < 4096
+    receipt = WebhookReceipt.objects.get()
+    assert bytes(receipt.body) == body  # the rest is kept, and reported
+    assert f"the other {100_000 - limit:,} are kept in the receipt's body" in receipt.error
+
+
+# -- 4. nesting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["config_name", "change_notes", "change_details"])
+@pytest.mark.parametrize("depth", [40, 900, 950, 20_000])
+def test_deep_nesting_is_a_200_recorded_in_the_receipt(segment_connection, field, depth):
+    value = "[" * depth + "]" * depth
+    body = configcat_body().replace(b'"Main config"', value.encode(), 1)
+    if field != "config_name":
+        body = configcat_body(variables={"ChangeNotes": "x"}).replace(
+            b'"x"' if field == "change_notes" else b'[{"settingKey"',
+            value.encode() if field == "change_notes" else value.encode() + b',{"settingKey"',
+            1,
+        )
+    response = post_webhook(segment_connection, body, headers_for(body))
+    assert response.status_code == 200, response.content[:200]
+    receipt = WebhookReceipt.objects.get()
+    assert receipt.outcome == "processed_with_errors"
+    assert bytes(receipt.body) == body
+    assert Event.objects.count() >= 1
+
+
 # -- 5. server-side request forgery --------------------------------------------------------
 
 
