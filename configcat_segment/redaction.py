@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from .conf import get_settings
-from .segment.payloads import text_safe
+from .text import clean
 
 REDACTED: Final = "…"
 
@@ -81,7 +81,7 @@ def scrub_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """
     kept = HARMLESS_HEADERS | {name.lower() for name in get_settings().RECEIPT_HEADERS}
     return {
-        text_safe(name): text_safe(value) if name.lower() in kept else NOT_STORED
+        clean(name): clean(value) if name.lower() in kept else NOT_STORED
         for name, value in headers.items()
         if not is_secret_header(name)
     }

@@ -172,8 +172,8 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "receipt_body": body_text(receipt.body) if receipt else "",
             "receipt_headers": sorted(scrub_headers(receipt.headers).items()) if receipt else [],
             "history": history,
-            "can_retry": event.status in actions.RETRYABLE,
-            "can_replay": event.status in actions.REPLAYABLE,
+            "can_retry": event.status in Event.RETRYABLE,
+            "can_replay": event.status in Event.REPLAYABLE,
             "back_url": list_url(),
         },
     )
@@ -185,13 +185,13 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @staff_view(CHANGE)
 def retry_event(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_one(request, pk, actions.retry, _("retried"), actions.RETRYABLE)
+    return _act_on_one(request, pk, actions.retry, _("retried"), Event.RETRYABLE)
 
 
 @require_POST
 @staff_view(CHANGE)
 def replay_event(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_one(request, pk, actions.replay, _("replayed"), actions.REPLAYABLE)
+    return _act_on_one(request, pk, actions.replay, _("replayed"), Event.REPLAYABLE)
 
 
 def _act_on_one(
@@ -254,7 +254,7 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
         _("Retry events"),
         {
             "filter": event_filter,
-            "count": queryset.filter(status__in=actions.RETRYABLE).count(),
+            "count": queryset.filter(status__in=Event.RETRYABLE).count(),
             "hidden_params": sorted(event_filter.params.items()),
             "back_url": back,
         },

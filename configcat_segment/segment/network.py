@@ -1,8 +1,9 @@
 """The HTTP session our requests to Segment go through: it connects only where the
 endpoint policy allows, and never follows a redirect.
 
-segment-analytics-python posts through one module-level ``requests`` session. Inside
-:func:`guarded`, that session is swapped, for the calling thread only, for ours:
+segment-analytics-python posts through one module-level ``requests`` session
+(:mod:`..compat`). Inside :func:`guarded`, that session is swapped, for the calling thread
+only, for ours:
 
 - the endpoint's host is checked as written (:meth:`EndpointPolicy.host_problem`);
 - when connecting, its name is resolved once, every address is checked, and the socket
@@ -29,12 +30,12 @@ from urllib.parse import urlsplit
 import requests
 from django.core.signals import setting_changed
 from requests.adapters import HTTPAdapter
-from segment.analytics import request as segment_request
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family, create_connection
 
+from ..compat import replace_segment_session, segment_session
 from ..conf import SETTING_NAME, setting_path
 from .addresses import EndpointPolicy, host_refusal
 
@@ -144,7 +145,9 @@ class GuardedSession(requests.Session):
 
 
 class _SessionSwitch:
-    """Stands in for segment-analytics-python's session: inside :func:`guarded`, ours."""
+    """Stands in for segment-analytics-python's session: inside :func:`guarded`, ours
+    (``guarded``); outside, the library's own (``library``), as if we were not there.
+    ``close()`` (after a fork) closes both."""
 
     def __init__(self, library: requests.Session) -> None:
         self.library = library
@@ -164,9 +167,10 @@ _install_lock = threading.Lock()
 
 def _switch() -> _SessionSwitch:
     with _install_lock:
-        current = segment_request._session
+        current = segment_session()
         if not isinstance(current, _SessionSwitch):
-            current = segment_request._session = _SessionSwitch(current)
+            current = _SessionSwitch(current)
+            replace_segment_session(current)
         return current
 
 
@@ -181,15 +185,11 @@ def guarded(policy: EndpointPolicy) -> Iterator[None]:
         _policy.reset(token)
 
 
-def close_connections() -> None:
-    """Drop pooled connections (after a fork; when the policy may have changed)."""
-    segment_request._session.close()
-
-
 def _policy_changed(*, setting: str, **kwargs: Any) -> None:
     # Kept-alive connections were checked under the old policy.
-    if setting == SETTING_NAME and isinstance(segment_request._session, _SessionSwitch):
-        segment_request._session.guarded.close()
+    switch = segment_session()
+    if setting == SETTING_NAME and isinstance(switch, _SessionSwitch):
+        switch.guarded.close()
 
 
 setting_changed.connect(_policy_changed, dispatch_uid="configcat_segment.network.policy")

@@ -22,6 +22,7 @@ from typing import Any
 
 from segment.analytics import request as segment_request
 
+from ..compat import close_segment_connections
 from ..conf import endpoint_policy
 from ..redaction import redact
 from . import network
@@ -108,7 +109,7 @@ def after_fork() -> None:
     The transport keeps one ``requests`` session for the process; a kept-alive socket
     shared by parent and child would interleave their requests. The session stays usable.
     """
-    network.close_connections()
+    close_segment_connections()
 
 
 def _clean(text: str, write_key: str) -> str:
