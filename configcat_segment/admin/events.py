@@ -82,6 +82,13 @@ class EventAdmin(BoundedSearchAdmin):
     fields = FIELDS
     readonly_fields = FIELDS
 
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # As in the event log: the receipt (even its webhook id) only for who may see it.
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm("configcat_segment.view_webhookreceipt"):
+            return fields
+        return [name for name in fields if name != "receipt"]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         # The list never shows the message; the one page that does loads it when needed.
         return super().get_queryset(request).defer("payload")

@@ -54,6 +54,9 @@ def test_an_event_viewer_sees_the_event_but_not_its_receipt(event_with_receipt):
     data = client.get(f"{API_URL}{event_with_receipt.pk}/").json()
     assert data["message_id"] == event_with_receipt.message_id
     assert "receipt" not in data
+    admin_page = client.get(f"/admin/configcat_segment/event/{event_with_receipt.pk}/change/")
+    assert admin_page.status_code == 200
+    assert "wh-perm" not in admin_page.content.decode()
 
 
 def test_a_receipt_viewer_sees_the_receipt_in_page_and_api(event_with_receipt):
@@ -61,6 +64,8 @@ def test_a_receipt_viewer_sees_the_receipt_in_page_and_api(event_with_receipt):
     text = client.get(event_url(event_with_receipt)).content.decode()
     assert "Receipt body only receipt viewers see" in text
     assert "203.0.113.9" in text
+    admin_page = client.get(f"/admin/configcat_segment/event/{event_with_receipt.pk}/change/")
+    assert "wh-perm" in admin_page.content.decode()
     data = client.get(f"{API_URL}{event_with_receipt.pk}/").json()
     assert data["receipt"]["body"] == RAW_BODY
     assert data["receipt"]["remote_addr"] == "203.0.113.9"
