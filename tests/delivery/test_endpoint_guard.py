@@ -115,6 +115,14 @@ def test_a_name_is_checked_on_the_address_it_resolves_to(server, fake_dns):
     assert received.headers["host"] == f"{FAKE_HOST}:{port_of(server)}"
 
 
+def test_https_connections_are_checked_the_same_way(server, fake_dns):
+    with allowing():
+        answer = send(f"https://{FAKE_HOST}:{port_of(server)}")
+    assert answer.verdict is Verdict.UNHEALTHY
+    assert f"{FAKE_HOST} resolves to 127.0.0.1, a loopback address" in answer.error
+    assert server.requests == []
+
+
 def test_a_name_in_the_allowlist_may_resolve_to_anything(server, fake_dns):
     with allowing(FAKE_HOST):
         assert send(f"http://{FAKE_HOST}:{port_of(server)}").status == 200
