@@ -27,6 +27,7 @@ from ..forms import (
     SegmentConnectionForm,
 )
 from ..models import SegmentConnection
+from ..operations.admin import TestSendAdmin
 from ..redaction import redact
 from .search import BoundedSearchAdmin
 
@@ -51,7 +52,7 @@ FIELDSETS: list[tuple[Any, Sequence[str]]] = [
 
 
 @admin.register(SegmentConnection)
-class SegmentConnectionAdmin(BoundedSearchAdmin):
+class SegmentConnectionAdmin(TestSendAdmin, BoundedSearchAdmin):
     form = SegmentConnectionForm
     list_display = [
         "name",
@@ -64,7 +65,7 @@ class SegmentConnectionAdmin(BoundedSearchAdmin):
     ]
     list_filter = ["connected", "region", "forward_changes", "forward_evaluations"]
     search_fields = ["name", "product_id", "product_name"]
-    actions = ["connect_selected", "disconnect_selected"]
+    actions = ["connect_selected", "disconnect_selected", "send_test_events"]
     readonly_fields = STATUS_FIELDS
 
     @admin.display(description=_("region"), ordering="region")

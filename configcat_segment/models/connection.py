@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import secrets
 import uuid
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..redaction import redact
 from ..segment import regions
+from ..signals import connection_healthy, connection_unhealthy
 from ..validators import (
     validate_endpoint,
     validate_signing_key,
@@ -246,16 +249,29 @@ class SegmentConnection(models.Model):
     def mark_unhealthy(self, reason: str) -> None:
         """Record that Segment refused this connection's credentials."""
         now = timezone.now()
-        type(self).objects.filter(pk=self.pk, unhealthy_since__isnull=True).update(
-            unhealthy_since=now
+        became = (
+            type(self)
+            .objects.filter(pk=self.pk, unhealthy_since__isnull=True)
+            .update(unhealthy_since=now)
         )
         type(self).objects.filter(pk=self.pk).update(unhealthy_reason=reason, updated_at=now)
         self.refresh_from_db(fields=["unhealthy_since", "unhealthy_reason", "updated_at"])
+        if became:
+            self._send_after_commit(connection_unhealthy, reason=reason)
 
     def mark_healthy(self) -> None:
         if self.unhealthy_since is None:
             return
-        type(self).objects.filter(pk=self.pk).update(
-            unhealthy_since=None, unhealthy_reason="", updated_at=timezone.now()
+        recovered = (
+            type(self)
+            .objects.filter(pk=self.pk, unhealthy_since__isnull=False)
+            .update(unhealthy_since=None, unhealthy_reason="", updated_at=timezone.now())
         )
         self.unhealthy_since, self.unhealthy_reason = None, ""
+        if recovered:
+            self._send_after_commit(connection_healthy)
+
+    def _send_after_commit(self, signal: Signal, **kwargs: Any) -> None:
+        """Send ``signal`` (robustly) once the current transaction commits."""
+        send = functools.partial(signal.send_robust, sender=type(self), connection=self, **kwargs)
+        transaction.on_commit(send, using=router.db_for_write(type(self), instance=self))

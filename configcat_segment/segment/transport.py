@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from segment.analytics import request as segment_request
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # The longest error text kept; the parts that come from the other side are shorter still.
 MAX_ERROR_CHARS = 300
+# The start of an answer's body kept for people to read (the admin's test send); not stored.
+_BODY_CHARS = 2000
 _REMOTE_CODE_CHARS = 40
 _REMOTE_TEXT_CHARS = 160
 
@@ -44,11 +47,34 @@ class Answer:
     error: str = ""  # what went wrong, fit for ``Event.last_error``; never a secret
     retry_after: str | None = None  # the raw ``Retry-After`` header, if any
     refused: bool = False  # not sent: the endpoint policy does not allow the address
+    # The start of the answer's body, as text (never a secret): for people to read, so
+    # left out of comparisons.
+    body: str = field(default="", compare=False)
 
     @property
     def verdict(self) -> Verdict:
         """What the dispatcher does next; a refused endpoint is a misconfiguration."""
         return Verdict.UNHEALTHY if self.refused else classify(self.status)
+
+
+# Called after every request with (endpoint, answer, seconds it took, messages sent):
+# metrics count requests here (configcat_segment.operations.metrics).
+Observer = Callable[[str, Answer, float, int], None]
+_observers: list[Observer] = []
+
+
+def add_observer(observer: Observer) -> None:
+    """Call ``observer`` after every request. Adding one twice is a no-op.
+
+    It runs in the sending thread: keep it cheap. Its errors are logged, never raised.
+    """
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
 
 
 def send(
@@ -61,6 +87,33 @@ def send(
     timeout: float,
 ) -> Answer:
     """POST ``messages`` to ``{endpoint}/v1/batch``."""
+    started = time.monotonic()
+    answer = _post(
+        messages,
+        endpoint=endpoint,
+        write_key=write_key,
+        sent_at=sent_at,
+        gzip=gzip,
+        timeout=timeout,
+    )
+    seconds = time.monotonic() - started
+    for observer in list(_observers):
+        try:
+            observer(endpoint, answer, seconds, len(messages))
+        except Exception:
+            logger.exception("configcat_segment: a transport observer failed")
+    return answer
+
+
+def _post(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    endpoint: str,
+    write_key: str,
+    sent_at: str,
+    gzip: bool,
+    timeout: float,
+) -> Answer:
     try:
         with network.guarded(endpoint_policy()):
             response = segment_request.post(
@@ -74,13 +127,18 @@ def send(
     except segment_request.APIError as exc:
         headers = getattr(exc.response, "headers", None) or {}
         text = f"Segment answered {exc.status} {_remote_text(exc)}"
-        return Answer(exc.status, _clean(text, write_key), headers.get("Retry-After"))
+        return Answer(
+            exc.status,
+            _clean(text, write_key),
+            headers.get("Retry-After"),
+            body=_body(exc.response, write_key),
+        )
     except network.EndpointRefused as exc:
         text = f"Not sent to {endpoint}: {exc}. {network.ALLOW_HINT}"
         return Answer(None, _clean(text, write_key), refused=True)
     except Exception as exc:  # the network's many ways of failing all mean "no answer"
         return Answer(None, _clean(f"No answer from {endpoint}: {exc}", write_key))
-    return Answer(response.status_code)
+    return Answer(response.status_code, body=_body(response, write_key))
 
 
 def _remote_text(exc: segment_request.APIError) -> str:
@@ -112,13 +170,22 @@ def after_fork() -> None:
     close_segment_connections()
 
 
-def _clean(text: str, write_key: str) -> str:
+def _body(response: Any, write_key: str) -> str:
+    """The start of ``response``'s body as text (empty without one), cleaned like errors."""
+    try:
+        text = response.text[:_BODY_CHARS]
+    except Exception:  # no response, or a body that cannot be read or decoded
+        return ""
+    return _clean(text, write_key, _BODY_CHARS) if isinstance(text, str) else ""
+
+
+def _clean(text: str, write_key: str, limit: int = MAX_ERROR_CHARS) -> str:
     if write_key:
         # The key as given, and as the Authorization header carries it (Basic "key:").
         basic = base64.b64encode(f"{write_key}:".encode()).decode()
         for secret in (write_key, basic, basic.rstrip("=")):
             text = text.replace(secret, redact(write_key))
-    return _short(text, MAX_ERROR_CHARS)
+    return _short(text, limit)
 
 
 _WRITE_KEY_IN_BODY = re.compile(r'("writeKey"\s*:\s*)"(?:[^"\\]|\\.)*"')
