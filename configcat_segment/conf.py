@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
@@ -33,6 +34,12 @@ MAX_SECONDS = 10 * 365 * 24 * 3600
 
 # A monitoring token shorter than this is too easy to guess.
 MIN_TOKEN_LENGTH = 24
+# ConfigCat's audit log answers for at most 30 days between its two dates.
+MAX_AUDIT_LOG_WINDOW_SECONDS = 30 * 24 * 3600
+
+# A day: a webhook later than that is no proof of anything, and the audit log is read
+# that much behind, so a longer tolerance only delays reconciliation.
+MAX_RECONCILE_TOLERANCE_SECONDS = 24 * 3600
 
 Validator = Callable[[Any], str | None]
 
@@ -148,6 +155,16 @@ def _optional_secret(value: Any) -> str | None:
     )
 
 
+def _http_url(value: Any) -> str | None:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:
+        parts = None
+    if parts and parts.scheme in ("http", "https") and parts.hostname and not parts.password:
+        return None
+    return "must be an http:// or https:// URL (without credentials in it)"
+
+
 def _optional_http_url(value: Any) -> str | None:
     if value is None:
         return None
@@ -258,6 +275,12 @@ class AppSettings:
     ALERT_INTERVAL_SECONDS: int = 3600
     ALERT_CACHE: str = "default"
     SITE_URL: str | None = None
+    # Missed changes and ConfigCat's retries (docs/configcat-webhooks.md).
+    CONFIGCAT_API_BASE_URL: str = "https://api.configcat.com"
+    RECONCILE_INTERVAL_SECONDS: int = 600
+    RECONCILE_TOLERANCE_SECONDS: int = 600
+    RECONCILE_WINDOW_SECONDS: int = 24 * 3600
+    WEBHOOK_DUPLICATE_SECONDS: int = 600
 
 
 VALIDATORS: Mapping[str, Validator] = {
@@ -307,6 +330,11 @@ VALIDATORS: Mapping[str, Validator] = {
     "ALERT_INTERVAL_SECONDS": _seconds(_positive_int),
     "ALERT_CACHE": _text,
     "SITE_URL": _optional_http_url,
+    "CONFIGCAT_API_BASE_URL": _http_url,
+    "RECONCILE_INTERVAL_SECONDS": _seconds(_positive_int),
+    "RECONCILE_TOLERANCE_SECONDS": _int_between(1, MAX_RECONCILE_TOLERANCE_SECONDS),
+    "RECONCILE_WINDOW_SECONDS": _int_between(60, MAX_AUDIT_LOG_WINDOW_SECONDS),
+    "WEBHOOK_DUPLICATE_SECONDS": _seconds(_non_negative_int),
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(AppSettings))

@@ -130,6 +130,8 @@ CONFIGCAT_SEGMENT: dict[str, Any] = {
     # The "Local debugger" connection sends to this very server (demo_seed): loopback is
     # refused as an endpoint unless allowed here (docs/security.md).
     "ALLOWED_ENDPOINT_HOSTS": ["127.0.0.0/8", "::1"],
+    # Where reconciliation reads ConfigCat's audit log (a proxy, or a local fake).
+    "CONFIGCAT_API_BASE_URL": env_str("CONFIGCAT_API_BASE_URL") or "https://api.configcat.com",
 }
 
 LOGGING = {

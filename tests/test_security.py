@@ -437,7 +437,13 @@ def test_the_webhook_needs_no_csrf_token_its_signature_is_the_authentication(
 
 # -- 8. secrets on every page --------------------------------------------------------------
 
-SECRETS = [WRITE_KEY, SIGNING_KEY, SIGNING_KEY_2, "wk_second_source_0123456789SECRET"]
+SECRETS = [
+    WRITE_KEY,
+    SIGNING_KEY,
+    SIGNING_KEY_2,
+    "wk_second_source_0123456789SECRET",
+    "configcat-api-password-0123456789SECRET",  # the Public API's, for reconciliation
+]
 
 
 def forms_of(secret: str) -> set[str]:
@@ -455,6 +461,9 @@ def forms_of(secret: str) -> set[str]:
 def console(segment_connection, make_connection, make_event):
     """Every kind of object, each holding the secrets it can hold."""
     segment_connection.signing_key_secondary = SIGNING_KEY_2
+    segment_connection.product_id = "08d86d63-2721-4da6-8c06-584521d516bc"
+    segment_connection.configcat_api_user = "configcat-api-user-0123456789"
+    segment_connection.configcat_api_password = SECRETS[4]
     segment_connection.save()
     second = make_connection(name="Second", write_key=SECRETS[3], signing_key=SIGNING_KEY_2)
     second.mark_unhealthy("Segment answered 401 unauthorized: Invalid write key")

@@ -167,6 +167,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "event": event,
             "payload_json": pretty_json(event.payload),
+            "audit_log_id": (event.payload.get("properties") or {}).get("audit_log_id"),
             "receipt": receipt,
             "receipt_hidden": receipt is None and event.receipt_id is not None,
             "receipt_body": body_text(receipt.body) if receipt else "",

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('configcat_segment', '0004_delivery_pause'),
+        ('configcat_segment', '0006_reconcile_webhook_retries'),
     ]
 
     operations = [
