@@ -39,7 +39,7 @@ from ..models import Event, SegmentConnection
 from ..segment import transport
 from ..segment.batching import plan_batches
 from ..segment.payloads import isoformat
-from ..segment.retry import Verdict, classify
+from ..segment.retry import Verdict
 from . import claims, connection_state
 from .claims import Claimed
 from .halving import Halving
@@ -173,7 +173,7 @@ class Dispatcher:
                 timeout=self.settings.HTTP_TIMEOUT_SECONDS,
             )
             round_.report.requests += 1
-            verdict = classify(answer.status)
+            verdict = answer.verdict
             if verdict is Verdict.REJECTED:
                 search.refused(part, answer.error)
                 continue
