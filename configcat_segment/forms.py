@@ -7,10 +7,13 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .evaluations.policies import FIELD_DEFAULTS
 from .models import SegmentConnection
 from .redaction import redact
 
 SECRET_FIELDS = ("write_key", "signing_key", "signing_key_secondary")
+# What of the evaluations the connection sends (validated by the model's clean()).
+EVALUATION_POLICY_FIELDS = tuple(FIELD_DEFAULTS)
 
 
 class SecretInput(forms.PasswordInput):
@@ -49,7 +52,18 @@ class SegmentConnectionForm(forms.ModelForm):
             "clear_signing_key_secondary",
             "forward_changes",
             "forward_evaluations",
+            *EVALUATION_POLICY_FIELDS,
         ]
+        widgets = {
+            name: forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"})
+            for name in (
+                "flag_allowlist",
+                "flag_denylist",
+                "flag_exposure_policies",
+                "flag_sample_rates",
+                "personal_data_attributes",
+            )
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +87,11 @@ class SegmentConnectionForm(forms.ModelForm):
                     "Without a key, webhooks are refused."
                 )
         self.fields["write_key"].required = adding
+        # A form posted without the evaluation policies (a script written before they
+        # existed) keeps the connection's: omitted fields are left as they are.
+        for name in EVALUATION_POLICY_FIELDS:
+            if name in self.fields:  # not there for a user who may only view
+                self.fields[name].required = False
         if adding or not self.instance.signing_key:
             del self.fields["clear_signing_key"]
         if adding or not self.instance.signing_key_secondary:

@@ -53,6 +53,18 @@ FIELDSETS: list[tuple[Any, list[str]]] = [
         ],
     ),
     (_("What it forwards"), ["forward_changes", "forward_evaluations"]),
+    (
+        _("Which evaluations (exposures)"),
+        [
+            "exposure_policy",
+            "flag_allowlist",
+            "flag_denylist",
+            "flag_exposure_policies",
+            "flag_sample_rates",
+            "experiment_viewed",
+        ],
+    ),
+    (_("Personal data in evaluations"), ["personal_data", "personal_data_attributes"]),
     (STATUS, STATUS_FIELDS),
 ]
 

@@ -38,6 +38,7 @@ from django.db import router, transaction
 from ..conf import SETTING_NAME, get_settings
 from ..logthrottle import LogThrottle
 from .payloads import Evaluation, messages_for
+from .policies import policy_for
 
 if TYPE_CHECKING:
     from ..models import Event, SegmentConnection
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOG_INTERVAL = 60.0
+# The EvaluationCounter of anonymous ids drawn at random (no cookie, no session) and sent.
+RANDOM_ANONYMOUS_IDS = "random_anonymous_ids"
 # Events per INSERT statement: large enough to be cheap, small enough for any database.
 INSERT_CHUNK = 1000
 
@@ -274,8 +277,8 @@ def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None)
         connections = list(SegmentConnection.objects.forwarding_evaluations())
     except Exception as exc:
         raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    built, unwritable = _build(evaluations, connections)
-    counts = Counter(counts) + Counter(unwritable=len(unwritable))
+    built, unwritable, built_counts = _build(evaluations, connections)
+    counts = Counter(counts) + built_counts + Counter(unwritable=len(unwritable))
     if not any(events for _, events in built) and not counts:
         return Written(0, unwritable, Counter())
     try:
@@ -305,29 +308,54 @@ _Built = list[tuple[Evaluation, list["Event"]]]
 
 def _build(
     evaluations: Sequence[Evaluation], connections: Sequence[SegmentConnection]
-) -> tuple[_Built, list[tuple[Evaluation, Exception]]]:
-    """Each evaluation with its unsaved events, and those whose messages could not be built."""
+) -> tuple[_Built, list[tuple[Evaluation, Exception]], Counter[str]]:
+    """Each evaluation with its unsaved events, those whose messages could not be built,
+    and the counts of what was built (``random_anonymous_ids``).
+
+    Each connection's policies decide what it gets (:func:`.policies.policy_for`): which
+    exposures, what personal data, and whether "Experiment Viewed".
+    """
     from ..delivery.outbox import build_event
 
     long_value_length = get_settings().LONG_VALUE_LENGTH
+    policies = [(connection, policy_for(connection)) for connection in connections]
     built: _Built = []
     unbuildable = []
+    # (connection, anonymous id) pairs drawn at random: each is a new tracked user in
+    # Segment. A request's evaluations share one id; outside requests each has its own.
+    random_ids: set[tuple[Any, Any]] = set()
     for evaluation in evaluations:
         try:
-            events = [
-                build_event(connection, message, flag_key=evaluation.flag_key)
-                for connection in connections
-                for message in messages_for(
+            events = []
+            for connection, policy in policies:
+                if not policy.exposure.admits(
+                    evaluation.flag_key,
+                    evaluation.user_id or evaluation.anonymous_id,
+                    by_rule=evaluation.by_rule,
+                    by_percentage=evaluation.by_percentage,
+                ):
+                    continue
+                messages = messages_for(
                     evaluation,
                     salt=connection.message_id_salt,
                     long_value_length=long_value_length,
+                    personal_data=policy.personal_data,
+                    experiments=policy.experiments,
                 )
-            ]
+                events += [
+                    build_event(connection, message, flag_key=evaluation.flag_key)
+                    for message in messages
+                ]
+                if evaluation.random_anonymous_id and messages:
+                    random_ids.add((connection.pk, evaluation.anonymous_id or id(evaluation)))
         except Exception as exc:
             unbuildable.append((evaluation, exc))
         else:
             built.append((evaluation, events))
-    return built, unbuildable
+    counts: Counter[str] = Counter()
+    if random_ids:
+        counts[RANDOM_ANONYMOUS_IDS] = len(random_ids)
+    return built, unbuildable, counts
 
 
 def _insert(built: _Built) -> int:

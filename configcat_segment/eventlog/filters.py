@@ -16,7 +16,7 @@ from typing import Any, Final
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from ..models import Event
 
 # The query parameters, in the order the page shows them.
@@ -25,12 +25,14 @@ PARAMS: Final = ("connection", "kind", "status", "flag_key", "user_id", "since",
 KINDS: Final = {
     "changed": _("Changed"),
     "evaluated": _("Evaluated"),
+    "experiment": _("Experiment viewed"),
     "identify": _("Identify"),
 }
 
 _KIND_LOOKUPS: Final = {
     "changed": Q(type=Event.Type.TRACK, event_name=FLAG_CHANGED),
     "evaluated": Q(type=Event.Type.TRACK, event_name=FLAG_EVALUATED),
+    "experiment": Q(type=Event.Type.TRACK, event_name=EXPERIMENT_VIEWED),
     "identify": Q(type=Event.Type.IDENTIFY),
 }
 

@@ -16,7 +16,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
+from ..evaluations import exposure, policies, privacy
+from ..evaluations.payloads import EXPERIMENTS_ALSO, EXPERIMENTS_INSTEAD, EXPERIMENTS_OFF
 from ..redaction import redact
 from ..segment import regions
 from ..validators import validate_endpoint, validate_signing_key, validate_write_key
@@ -31,6 +33,23 @@ class Region(models.TextChoices):
     US = regions.US, _("US — api.segment.io")
     EU = regions.EU, _("EU — events.eu1.segmentapis.com")
     CUSTOM = regions.CUSTOM, _("Custom endpoint")
+
+
+class ExposurePolicy(models.TextChoices):
+    ALL = exposure.ALL, _("Every evaluation")
+    DECIDED = exposure.DECIDED, _("Only those a targeting rule or percentage option decided")
+
+
+class ExperimentViewed(models.TextChoices):
+    OFF = EXPERIMENTS_OFF, _("Not sent")
+    ALSO = EXPERIMENTS_ALSO, _("As well as “Feature Flag Evaluated”")
+    INSTEAD = EXPERIMENTS_INSTEAD, _("Instead of “Feature Flag Evaluated”")
+
+
+class PersonalDataPolicy(models.TextChoices):
+    ALL = privacy.ALL, _("Everything, as it is")
+    ALLOWLIST = privacy.ALLOWLIST, _("Only the attributes listed")
+    HASHED = privacy.HASHED, _("Identifier and email hashed (SHA-256 with this connection's salt)")
 
 
 class SegmentConnectionQuerySet(models.QuerySet["SegmentConnection"]):
@@ -89,6 +108,74 @@ class SegmentConnection(models.Model):
         _("forward flag evaluations"),
         default=True,
         help_text=_("“Feature Flag Evaluated” events and identify calls."),
+    )
+    # What of the evaluations it sends (evaluations/policies.py): text as typed in the
+    # admin, validated by clean(), compiled by the writer.
+    exposure_policy = models.CharField(
+        _("exposures"),
+        max_length=10,
+        choices=ExposurePolicy.choices,
+        default=ExposurePolicy.ALL,
+        help_text=_(
+            "Which evaluations are sent: all of them, or only those a targeting rule or a "
+            "percentage option decided (a flag's default value is then not sent)."
+        ),
+    )
+    flag_allowlist = models.TextField(
+        _("only these flags"),
+        blank=True,
+        help_text=_(
+            "Flag key patterns (* ? [...]), separated by commas or new lines. Empty: every flag."
+        ),
+    )
+    flag_denylist = models.TextField(
+        _("never these flags"),
+        blank=True,
+        help_text=_("Flag key patterns; they win over the list above."),
+    )
+    flag_exposure_policies = models.TextField(
+        _("per-flag exposures"),
+        blank=True,
+        help_text=_(
+            "One “pattern policy” per line, the first match wins: e.g. “checkout* decided” "
+            "or “internal-* none”. Policies: all, decided, none."
+        ),
+    )
+    flag_sample_rates = models.TextField(
+        _("per-flag sample rates"),
+        blank=True,
+        help_text=_(
+            "One “pattern rate” per line, the first match wins: e.g. “banner* 0.1” sends the "
+            "evaluations of a tenth of the users (on top of SAMPLE_RATE)."
+        ),
+    )
+    experiment_viewed = models.CharField(
+        _("“Experiment Viewed”"),
+        max_length=10,
+        choices=ExperimentViewed.choices,
+        default=ExperimentViewed.OFF,
+        help_text=_(
+            "Segment's A/B testing event, for evaluations a percentage option decided: "
+            "experiment_id and experiment_name are the flag key."
+        ),
+    )
+    personal_data = models.CharField(
+        _("personal data"),
+        max_length=10,
+        choices=PersonalDataPolicy.choices,
+        default=PersonalDataPolicy.ALL,
+        help_text=_(
+            "What of the ConfigCat user is sent, in the user property, the identify traits "
+            "and the userId alike."
+        ),
+    )
+    personal_data_attributes = models.TextField(
+        _("attributes sent"),
+        blank=True,
+        help_text=_(
+            "With “only the attributes listed”: ConfigCat attribute names (Identifier, "
+            "Email, Country, or a custom one), separated by commas or new lines."
+        ),
     )
 
     connected = models.BooleanField(_("connected"), default=True)
@@ -161,6 +248,9 @@ class SegmentConnection(models.Model):
                 self.custom_endpoint = regions.normalise_endpoint(self.custom_endpoint)
         else:
             self.custom_endpoint = ""
+        problems = policies.field_problems(self)
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def endpoint(self) -> str:
@@ -367,12 +457,14 @@ class Event(models.Model):
 
     @property
     def kind(self) -> str:
-        """``changed``, ``evaluated`` or ``identify``: what the event log shows."""
+        """``changed``, ``evaluated``, ``experiment`` or ``identify``: what the event log shows."""
         if self.type == self.Type.IDENTIFY:
             return "identify"
-        return {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated"}.get(
-            self.event_name, self.event_name
-        )
+        return {
+            FLAG_CHANGED: "changed",
+            FLAG_EVALUATED: "evaluated",
+            EXPERIMENT_VIEWED: "experiment",
+        }.get(self.event_name, self.event_name)
 
 
 # The outbox's queries name the statuses of its partial index in their SQL (see lookups).
@@ -407,11 +499,17 @@ class EvaluationCounter(models.Model):
     ``failed``: the SDK could not evaluate the flag (no config, unknown key, ...);
     ``unwritable``: the evaluation could not be written on its own (the database refused
     it, or its messages could not be built).
+
+    And one that is not a loss but a cost: ``random_anonymous_ids``, the evaluations sent
+    with an anonymous id drawn at random, each one a new tracked user in Segment.
     """
 
     DROPPED = "dropped"
     FAILED = "failed"
     UNWRITABLE = "unwritable"
+    # Not a loss: anonymous ids drawn at random (no cookie, no session) and sent, each one
+    # a tracked user in Segment, per connection.
+    RANDOM_ANONYMOUS_IDS = "random_anonymous_ids"
 
     name = models.CharField(max_length=50, unique=True)
     value = models.PositiveBigIntegerField(default=0)
