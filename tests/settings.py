@@ -15,6 +15,8 @@ CONFIGCAT_SEGMENT = {
     "DELIVERY": "worker",
     # Evaluations are written when a test calls configcat_segment.flush(), not by a thread.
     "EVALUATION_WRITER": "manual",
+    # The app's default; the demo turns it on (tests/evaluations/test_demo.py covers that).
+    "SET_ANONYMOUS_ID_COOKIE": False,
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

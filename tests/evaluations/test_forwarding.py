@@ -218,7 +218,11 @@ def test_a_full_buffer_drops_counts_and_shows_in_status(segment_connection, conf
     assert len(tracks()) == 3
     out = io.StringIO()
     call_command("configcat_segment_status", stdout=out)
-    assert json.loads(out.getvalue())["evaluations"] == {"dropped": 2, "failed": 0}
+    assert json.loads(out.getvalue())["evaluations"] == {
+        "dropped": 2,
+        "failed": 0,
+        "random_anonymous_ids": 0,
+    }
 
 
 def test_when_the_database_fails_evaluations_wait_for_the_next_flush(segment_connection, caplog):
