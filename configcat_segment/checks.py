@@ -250,7 +250,7 @@ def check_exposure_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
         found.append(
             checks.Warning(
                 "The exposure settings forward no evaluation of any flag "
-                f"({setting_path('FLAG_ALLOWLIST')} is empty, or every policy is \"none\").",
+                f'({setting_path("FLAG_ALLOWLIST")} is empty, or every policy is "none").',
                 hint="To forward none, set FORWARD_EVALUATIONS to False (the middleware then "
                 'does less); to forward some, add them to FLAG_ALLOWLIST or give them "all".',
                 id="configcat_segment.W022",

@@ -75,9 +75,7 @@ def named(messages: list[dict[str, Any]], event: str) -> dict[tuple[str, str], d
 # -- Experiment Viewed --------------------------------------------------------------------------
 
 
-def test_experiment_viewed_as_well_for_percentage_decided_evaluations(
-    connect, server, bare_client
-):
+def test_experiment_viewed_as_well_for_percentage_decided_evaluations(connect, server, bare_client):
     connection = connect(experiment_viewed="also")
     evaluate_and_deliver()
     messages = received(server, connection)
@@ -90,11 +88,15 @@ def test_experiment_viewed_as_well_for_percentage_decided_evaluations(
         for key in FLAGS
         if bare_client.get_value_details(key, None, user).matched_percentage_option
     }
-    assert set(experiments) == expected == {
-        ("u-pro", "checkoutVariant"),
-        ("u-pro", "betaRollout"),
-        ("u-plain", "checkoutVariant"),
-    }
+    assert (
+        set(experiments)
+        == expected
+        == {
+            ("u-pro", "checkoutVariant"),
+            ("u-pro", "betaRollout"),
+            ("u-plain", "checkoutVariant"),
+        }
+    )
     assert len(evaluated) == 2 * len(FLAGS)  # "as well as": every evaluation still goes
     details = bare_client.get_value_details("checkoutVariant", None, PRO_USER)
     viewed = experiments["u-pro", "checkoutVariant"]
@@ -110,9 +112,7 @@ def test_experiment_viewed_as_well_for_percentage_decided_evaluations(
     assert Event.objects.get(message_id=viewed["messageId"]).kind == "experiment"
 
 
-def test_experiment_viewed_instead_replaces_only_percentage_decided_evaluations(
-    connect, server
-):
+def test_experiment_viewed_instead_replaces_only_percentage_decided_evaluations(connect, server):
     connection = connect(experiment_viewed="instead")
     evaluate_and_deliver()
     messages = received(server, connection)
@@ -173,7 +173,8 @@ def test_hashed_identifiers_and_emails(connect, server):
     messages = received(server, connection)
     assert len(messages) == 2 + 2 * len(FLAGS) + 3  # identifies, evaluations, experiments
     pro, plain = pseudonym(salt, "u-pro"), pseudonym(salt, "u-plain")
-    assert len(pro) == 64 and pro != plain
+    assert len(pro) == 64
+    assert pro != plain
     # Every message of a user carries the same userId: the identity still joins up.
     assert {m["userId"] for m in messages} == {pro, plain}
     (identify,) = [m for m in messages if m["type"] == "identify" and m["userId"] == pro]
@@ -238,4 +239,5 @@ def test_anonymous_ids_are_not_personal_data(connect, server):
     configcat_segment.flush()
     Dispatcher().deliver_due()
     (message,) = received(server, connection)
-    assert "userId" not in message and message["anonymousId"]
+    assert "userId" not in message
+    assert message["anonymousId"]

@@ -95,9 +95,12 @@ def test_none_with_a_flag_let_through_is_fine():
 
 
 def test_manage_py_check_fails_on_a_bad_pattern():
-    with override_settings(CONFIGCAT_SEGMENT=evaluation_settings(FLAG_DENYLIST=["x["])):
-        with pytest.raises(SystemCheckError, match="configcat_segment.E003"):
-            call_command("check")
+    bad = evaluation_settings(FLAG_DENYLIST=["x["])
+    with (
+        override_settings(CONFIGCAT_SEGMENT=bad),
+        pytest.raises(SystemCheckError, match=r"configcat_segment\.E003"),
+    ):
+        call_command("check")
 
 
 # -- the admin form ---------------------------------------------------------------------------
