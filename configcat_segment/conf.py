@@ -236,6 +236,9 @@ class AppSettings:
     SEND_CLIENT_IP: bool = False
     ANONYMOUS_ID_COOKIE: str = "ajs_anonymous_id"
     SET_ANONYMOUS_ID_COOKIE: bool = False
+    # The cookie's Domain, as analytics.js sets it (".example.com" on www.example.com);
+    # None: the host only, as analytics.js does on localhost and IP addresses.
+    ANONYMOUS_ID_COOKIE_DOMAIN: str | None = None
     EVALUATION_BUFFER_SIZE: int = 10_000
     EVALUATION_FLUSH_SECONDS: float = 1.0
     # "thread": a background thread writes buffered evaluations; "manual": only
@@ -286,6 +289,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "SEND_CLIENT_IP": _boolean,
     "ANONYMOUS_ID_COOKIE": _optional_text,
     "SET_ANONYMOUS_ID_COOKIE": _boolean,
+    "ANONYMOUS_ID_COOKIE_DOMAIN": _optional_text,
     "EVALUATION_BUFFER_SIZE": _positive_int,
     "EVALUATION_FLUSH_SECONDS": _seconds(_positive_number),
     "EVALUATION_WRITER": _one_of("thread", "manual"),

@@ -138,6 +138,7 @@ class FlagEvaluationMiddleware:
                 settings.ANONYMOUS_ID_COOKIE,
                 context.anonymous_id,
                 max_age=ANONYMOUS_ID_COOKIE_MAX_AGE,
+                domain=settings.ANONYMOUS_ID_COOKIE_DOMAIN,
                 samesite="Lax",
                 secure=context.request.is_secure(),
             )

@@ -39,7 +39,10 @@ ANALYTICS_NEXT = VENDOR / "node_modules" / "@segment" / "analytics-next"
 BUNDLES = ANALYTICS_NEXT / "dist" / "umd"
 PROJECT_FLAGS = Path(__file__).resolve().parents[2] / "project" / "flags.json"
 WRITE_KEY = "browser-test-write-key"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# A site on a real-looking domain: Chromium resolves it to loopback (see shop_page).
+SHOP_HOST = "www.shop.test"
+SHOP_DOMAIN = ".shop.test"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1", SHOP_HOST}
 COOKIE = "ajs_anonymous_id"
 
 
@@ -235,3 +238,60 @@ def test_the_server_uses_the_id_analytics_js_minted(
     calls = page_calls(loopback)
     assert [c["context"]["page"]["path"] for c in calls] == ["/admin/login/", "/"]
     assert {c["anonymousId"] for c in calls} == {minted}
+
+
+@pytest.fixture
+def shop_page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """A page in a Chromium that resolves www.shop.test to loopback, the live server's port."""
+    from .conftest import CHROMIUM, CHROMIUM_ARGS
+
+    mapped = browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1"],
+    )
+    port = urlsplit(live_server.url).port
+    context = mapped.new_context(base_url=f"http://{SHOP_HOST}:{port}")
+    context.set_default_timeout(15_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+        mapped.close()
+
+
+def test_on_a_real_domain_both_write_one_cookie_for_the_registrable_domain(
+    shop_page, loopback, demo_settings, settings
+):
+    """analytics.js writes its cookie for the registrable domain (".shop.test"); with
+    ANONYMOUS_ID_COOKIE_DOMAIN set alike, the server's cookie is that same cookie (without
+    it, the browser would hold two: a host-only one and analytics.js's)."""
+    settings.ALLOWED_HOSTS = [SHOP_HOST]
+    outside: list[str] = []
+
+    def route(route: Any) -> None:
+        if (urlsplit(route.request.url).hostname or "") in LOOPBACK_HOSTS:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    shop_page.context.route("**/*", route)
+    configured = evaluation_settings(
+        FLAG_OVERRIDES=str(PROJECT_FLAGS),
+        SET_ANONYMOUS_ID_COOKIE=True,
+        ANONYMOUS_ID_COOKIE_DOMAIN=SHOP_DOMAIN,
+    )
+    with override_settings(CONFIGCAT_SEGMENT=configured):
+        loopback.received.clear()
+        assert shop_page.goto("/").ok
+        (cookie,) = ajs_cookies(shop_page)
+        assert cookie["domain"] == SHOP_DOMAIN
+        minted = cookie["value"]
+        assert load_analytics_js(shop_page, loopback) == minted
+        # analytics.js wrote its cookie for .shop.test: the same one, not a second one.
+        assert [(c["domain"], c["value"]) for c in ajs_cookies(shop_page)] == [
+            (SHOP_DOMAIN, minted)
+        ]
+        assert evaluation_anonymous_ids() == {minted}
+        assert {c["anonymousId"] for c in page_calls(loopback)} == {minted}
+    assert outside == []
