@@ -30,6 +30,9 @@ MAX_RETENTION_DAYS = 36_500
 # Ten years: longer durations mean nothing here, and the date arithmetic overflows far above.
 MAX_SECONDS = 10 * 365 * 24 * 3600
 
+# A monitoring token shorter than this is too easy to guess.
+MIN_TOKEN_LENGTH = 24
+
 Validator = Callable[[Any], str | None]
 
 
@@ -107,6 +110,12 @@ def _one_of(*choices: str) -> Validator:
     return validate
 
 
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return None
+    return "must be a non-empty string"
+
+
 def _optional_text(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value.strip()):
         return None
@@ -125,6 +134,17 @@ def _dotted_path(value: Any) -> str | None:
     if isinstance(value, str) and value.count(".") >= 1 and all(value.split(".")):
         return None
     return "must be a dotted import path such as 'myapp.flags.make_user'"
+
+
+def _optional_secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) >= MIN_TOKEN_LENGTH and value == value.strip():
+        return None
+    return (
+        f"must be None or a string of at least {MIN_TOKEN_LENGTH} characters without "
+        "surrounding spaces (secrets.token_urlsafe(32) makes one)"
+    )
 
 
 def _optional_http_url(value: Any) -> str | None:
@@ -248,6 +268,15 @@ class AppSettings:
     # The event log page.
     EVENT_LOG_PAGE_SIZE: int = 50
 
+    # Operations: health endpoint, metrics, alerts (docs/operations.md).
+    MONITORING_TOKEN: str | None = None
+    HEALTH_MAX_LAG_SECONDS: int = 300
+    METRICS_WINDOW_SECONDS: int = 300
+    ALERT_EMAILS: bool = False
+    ALERT_INTERVAL_SECONDS: int = 3600
+    ALERT_CACHE: str = "default"
+    SITE_URL: str | None = None
+
 
 VALIDATORS: Mapping[str, Validator] = {
     "DELIVERY": _one_of("thread", "worker", "celery"),
@@ -294,6 +323,13 @@ VALIDATORS: Mapping[str, Validator] = {
     "EVALUATION_FLUSH_SECONDS": _seconds(_positive_number),
     "EVALUATION_WRITER": _one_of("thread", "manual"),
     "EVENT_LOG_PAGE_SIZE": _positive_int,
+    "MONITORING_TOKEN": _optional_secret,
+    "HEALTH_MAX_LAG_SECONDS": _seconds(_positive_int),
+    "METRICS_WINDOW_SECONDS": _seconds(_positive_int),
+    "ALERT_EMAILS": _boolean,
+    "ALERT_INTERVAL_SECONDS": _seconds(_positive_int),
+    "ALERT_CACHE": _text,
+    "SITE_URL": _optional_http_url,
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(AppSettings))

@@ -11,9 +11,24 @@ from .evaluations.policies import FIELD_DEFAULTS
 from .models import SegmentConnection
 from .redaction import redact
 
-SECRET_FIELDS = ("write_key", "signing_key", "signing_key_secondary")
+SECRET_FIELDS = SegmentConnection.SECRET_FIELDS
+# Secrets that may be removed (a connection always has its write key), each with a box.
+REMOVABLE_SECRETS = ("signing_key", "signing_key_secondary")
+REMOVE_BOXES = tuple(f"clear_{name}" for name in REMOVABLE_SECRETS)
+
+# The form's fields, in the groups the admin shows them in.
+SEGMENT_FIELDS = ("name", "write_key", "region", "custom_endpoint")
+CONFIGCAT_FIELDS = (
+    *SegmentConnection.PRODUCT_FIELDS,
+    "signing_key",
+    "clear_signing_key",
+    "signing_key_secondary",
+    "clear_signing_key_secondary",
+)
 # What of the evaluations the connection sends (validated by the model's clean()).
 EVALUATION_POLICY_FIELDS = tuple(FIELD_DEFAULTS)
+EXPOSURE_FIELDS = tuple(f for f in EVALUATION_POLICY_FIELDS if not f.startswith("personal_"))
+PERSONAL_DATA_FIELDS = tuple(f for f in EVALUATION_POLICY_FIELDS if f.startswith("personal_"))
 
 
 class SecretInput(forms.PasswordInput):
@@ -40,18 +55,9 @@ class SegmentConnectionForm(forms.ModelForm):
     class Meta:
         model = SegmentConnection
         fields = [
-            "name",
-            "write_key",
-            "region",
-            "custom_endpoint",
-            "product_id",
-            "product_name",
-            "signing_key",
-            "clear_signing_key",
-            "signing_key_secondary",
-            "clear_signing_key_secondary",
-            "forward_changes",
-            "forward_evaluations",
+            *SEGMENT_FIELDS,
+            *CONFIGCAT_FIELDS,
+            *SegmentConnection.FORWARDING_FIELDS,
             *EVALUATION_POLICY_FIELDS,
         ]
         widgets = {
@@ -92,10 +98,9 @@ class SegmentConnectionForm(forms.ModelForm):
         for name in EVALUATION_POLICY_FIELDS:
             if name in self.fields:  # not there for a user who may only view
                 self.fields[name].required = False
-        if adding or not self.instance.signing_key:
-            del self.fields["clear_signing_key"]
-        if adding or not self.instance.signing_key_secondary:
-            del self.fields["clear_signing_key_secondary"]
+        for name in REMOVABLE_SECRETS:
+            if adding or not getattr(self.instance, name):
+                del self.fields[f"clear_{name}"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

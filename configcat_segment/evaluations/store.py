@@ -363,10 +363,12 @@ def _insert(built: _Built) -> int:
     from ..delivery.outbox import enqueue
 
     events = [event for _, evaluation_events in built for event in evaluation_events]
-    # In messageId order: processes inserting the same ids (each its own first-seen copy of
-    # an evaluation) then take their unique-index locks in the same order, and wait for
-    # each other instead of deadlocking (measured with benchmarks/fleet.py on PostgreSQL).
-    events.sort(key=lambda event: event.message_id)
+    # In one order every process agrees on: processes inserting the same ids (each its own
+    # first-seen copy of an evaluation) then take their unique-index locks in the same
+    # order, and wait for each other instead of deadlocking (benchmarks/fleet.py found it
+    # on PostgreSQL). Identifies first, so a user's traits go before their events; then by
+    # messageId (a message's type follows from its id, so the order is the same for all).
+    events.sort(key=lambda event: (event.type != "identify", event.message_id))
     for start in range(0, len(events), INSERT_CHUNK):
         enqueue(events[start : start + INSERT_CHUNK], ignore_conflicts=True)
     return len(events)

@@ -27,6 +27,9 @@ from django.test import override_settings
 
 import configcat_segment
 from configcat_segment.constants import FLAG_EVALUATED
+from configcat_segment.evaluations import client as client_module
+from configcat_segment.evaluations.hook import recorder
+from configcat_segment.evaluations.store import get_writer
 from configcat_segment.models import Event
 
 from ..conftest import IN_CI
@@ -131,8 +134,19 @@ def demo_settings(segment_connection: Any) -> Iterator[None]:
 
     assert DEMO["SET_ANONYMOUS_ID_COOKIE"] is True
     settings = evaluation_settings(FLAG_OVERRIDES=str(PROJECT_FLAGS), SET_ANONYMOUS_ID_COOKIE=True)
-    with override_settings(CONFIGCAT_SEGMENT=settings):
-        yield
+    forget_evaluations()
+    try:
+        with override_settings(CONFIGCAT_SEGMENT=settings):
+            yield
+    finally:
+        forget_evaluations()
+
+
+def forget_evaluations() -> None:
+    """No client, buffer or dedup memory left from another test (they are per process)."""
+    client_module.close()
+    get_writer().discard()
+    recorder.reset()
 
 
 @pytest.fixture

@@ -113,7 +113,8 @@ def test_a_new_value_for_the_same_user_and_flag_is_sent(segment_connection, tmp_
     assert client.get_value("banner", "", user) == "two!"
     client.get_value("banner", "", user)
     configcat_segment.flush()
-    assert [t["properties"]["value"] for t in tracks()] == ["one", "two!"]
+    # Both values once, the repeat not (one write stores them in the writer's order).
+    assert sorted(t["properties"]["value"] for t in tracks()) == ["one", "two!"]
     assert [t["properties"]["variation_id"] for t in tracks()] == [None, None]
 
 
