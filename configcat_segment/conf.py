@@ -12,15 +12,18 @@ import difflib
 import functools
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from .evaluations import exposure
+from .segment.addresses import EndpointPolicy, parse_entry
 
 SETTING_NAME = "CONFIGCAT_SEGMENT"
 
@@ -32,6 +35,12 @@ MAX_SECONDS = 10 * 365 * 24 * 3600
 
 # A monitoring token shorter than this is too easy to guess.
 MIN_TOKEN_LENGTH = 24
+# ConfigCat's audit log answers for at most 30 days between its two dates.
+MAX_AUDIT_LOG_WINDOW_SECONDS = 30 * 24 * 3600
+
+# A day: a webhook later than that is no proof of anything, and the audit log is read
+# that much behind, so a longer tolerance only delays reconciliation.
+MAX_RECONCILE_TOLERANCE_SECONDS = 24 * 3600
 
 Validator = Callable[[Any], str | None]
 
@@ -147,6 +156,16 @@ def _optional_secret(value: Any) -> str | None:
     )
 
 
+def _http_url(value: Any) -> str | None:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:
+        parts = None
+    if parts and parts.scheme in ("http", "https") and parts.hostname and not parts.password:
+        return None
+    return "must be an http:// or https:// URL (without credentials in it)"
+
+
 def _optional_http_url(value: Any) -> str | None:
     if value is None:
         return None
@@ -198,6 +217,36 @@ def _as_pairs(value: Any) -> tuple[tuple[Any, Any], ...] | None:
     return None
 
 
+def _endpoint_allowlist(value: Any) -> str | None:
+    if not isinstance(value, list | tuple):
+        return "must be a list of host names, IP addresses or networks"
+    for entry in value:
+        if isinstance(entry, str) and not entry.strip():
+            return "must list host names, IP addresses or networks, not an empty string"
+        if parse_entry(entry) is None:
+            return (
+                f"must list host names, IP addresses or networks ('segment-proxy.internal', "
+                f"'10.0.0.0/8'); {entry!r} is not a host name, an IP address or a network"
+            )
+    return None
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_names(value: Any) -> str | None:
+    from .redaction import is_secret_header  # redaction reads these settings
+
+    if not isinstance(value, list | tuple):
+        return "must be a list of header names"
+    for name in value:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            return f"must list header names; {name!r} is not a header name"
+        if is_secret_header(name):
+            return f"must not list {name!r}, which carries credentials: it is never stored"
+    return None
+
+
 # -- the settings ------------------------------------------------------------------------
 
 
@@ -213,8 +262,14 @@ class AppSettings:
     WEBHOOK_TOLERANCE_SECONDS: int = 300
     WEBHOOK_MAX_BODY_BYTES: int = 256 * 1024
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
+    # Setting changes of one webhook that become events; the rest stay in the receipt.
+    MAX_CHANGES_PER_WEBHOOK: int = 1000
+    # Headers whose values receipts keep, besides redaction.HARMLESS_HEADERS.
+    RECEIPT_HEADERS: tuple[str, ...] = ()
 
     # Delivery.
+    # Custom endpoints may point here although these are not public addresses.
+    ALLOWED_ENDPOINT_HOSTS: tuple[str, ...] = ()
     BATCH_SIZE: int = 500
     MAX_ATTEMPTS: int = 20
     MAX_AGE_SECONDS: int = 3 * 24 * 3600
@@ -276,6 +331,12 @@ class AppSettings:
     ALERT_INTERVAL_SECONDS: int = 3600
     ALERT_CACHE: str = "default"
     SITE_URL: str | None = None
+    # Missed changes and ConfigCat's retries (docs/configcat-webhooks.md).
+    CONFIGCAT_API_BASE_URL: str = "https://api.configcat.com"
+    RECONCILE_INTERVAL_SECONDS: int = 600
+    RECONCILE_TOLERANCE_SECONDS: int = 600
+    RECONCILE_WINDOW_SECONDS: int = 24 * 3600
+    WEBHOOK_DUPLICATE_SECONDS: int = 600
 
 
 VALIDATORS: Mapping[str, Validator] = {
@@ -283,6 +344,9 @@ VALIDATORS: Mapping[str, Validator] = {
     "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
+    "MAX_CHANGES_PER_WEBHOOK": _positive_int,
+    "RECEIPT_HEADERS": _header_names,
+    "ALLOWED_ENDPOINT_HOSTS": _endpoint_allowlist,
     "BATCH_SIZE": _positive_int,
     "MAX_ATTEMPTS": _positive_int,
     "MAX_AGE_SECONDS": _seconds(_positive_int),
@@ -330,6 +394,11 @@ VALIDATORS: Mapping[str, Validator] = {
     "ALERT_INTERVAL_SECONDS": _seconds(_positive_int),
     "ALERT_CACHE": _text,
     "SITE_URL": _optional_http_url,
+    "CONFIGCAT_API_BASE_URL": _http_url,
+    "RECONCILE_INTERVAL_SECONDS": _seconds(_positive_int),
+    "RECONCILE_TOLERANCE_SECONDS": _int_between(1, MAX_RECONCILE_TOLERANCE_SECONDS),
+    "RECONCILE_WINDOW_SECONDS": _int_between(60, MAX_AUDIT_LOG_WINDOW_SECONDS),
+    "WEBHOOK_DUPLICATE_SECONDS": _seconds(_non_negative_int),
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(AppSettings))
@@ -380,7 +449,15 @@ def get_settings() -> AppSettings:
     for key in ("FLAG_EXPOSURE_POLICIES", "FLAG_SAMPLE_RATES"):
         if key in values:
             values[key] = _as_pairs(values[key])
+    for key in ("ALLOWED_ENDPOINT_HOSTS", "RECEIPT_HEADERS"):
+        if key in values:
+            values[key] = tuple(values[key])
     return AppSettings(**values)
+
+
+def endpoint_policy() -> EndpointPolicy:
+    """Where custom endpoints may point besides public addresses (``ALLOWED_ENDPOINT_HOSTS``)."""
+    return EndpointPolicy.from_entries(get_settings().ALLOWED_ENDPOINT_HOSTS)
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:

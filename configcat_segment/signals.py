@@ -3,7 +3,8 @@
 All are sent after the database transaction that caused them has committed.
 
 ``flag_changed``
-    One per "Feature Flag Changed" event created from a ConfigCat webhook.
+    One per "Feature Flag Changed" event created from a ConfigCat webhook, or from
+    ConfigCat's audit log by reconciliation (``event.source == "audit_log"``).
     ``sender`` is ``SegmentConnection``; arguments: ``connection``, ``event``.
 ``event_delivered``
     Once per batch Segment accepted. ``sender`` is ``Event``; arguments: ``events``

@@ -131,6 +131,11 @@ CONFIGCAT_SEGMENT: dict[str, Any] = {
     # gets it from the server, so every request of theirs carries the same anonymous id
     # (and analytics.js, if the page loads it, adopts it as its own).
     "SET_ANONYMOUS_ID_COOKIE": True,
+    # The "Local debugger" connection sends to this very server (demo_seed): loopback is
+    # refused as an endpoint unless allowed here (docs/security.md).
+    "ALLOWED_ENDPOINT_HOSTS": ["127.0.0.0/8", "::1"],
+    # Where reconciliation reads ConfigCat's audit log (a proxy, or a local fake).
+    "CONFIGCAT_API_BASE_URL": env_str("CONFIGCAT_API_BASE_URL") or "https://api.configcat.com",
 }
 
 LOGGING = {

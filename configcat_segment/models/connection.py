@@ -23,7 +23,12 @@ from ..evaluations.payloads import EXPERIMENTS_ALSO, EXPERIMENTS_INSTEAD, EXPERI
 from ..redaction import redact
 from ..segment import regions
 from ..signals import connection_healthy, connection_unhealthy
-from ..validators import validate_endpoint, validate_signing_key, validate_write_key
+from ..validators import (
+    validate_endpoint,
+    validate_signing_key,
+    validate_single_line,
+    validate_write_key,
+)
 
 
 def _new_salt() -> str:
@@ -66,7 +71,18 @@ class SegmentConnection(models.Model):
 
     # Groups of fields, named once for the admin, its form and the JSON shapes.
     # Write-only: never shown, never sent back; only their redacted hints are.
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("write_key", "signing_key", "signing_key_secondary")
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
+        "write_key",
+        "signing_key",
+        "signing_key_secondary",
+        "configcat_api_user",
+        "configcat_api_password",
+    )
+    # A ConfigCat Public API credential (both or neither), for reconciliation.
+    API_CREDENTIAL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "configcat_api_user",
+        "configcat_api_password",
+    )
     # What ConfigCat does not say in its webhooks, added to every change.
     PRODUCT_FIELDS: ClassVar[tuple[str, ...]] = ("product_id", "product_name")
     FORWARDING_FIELDS: ClassVar[tuple[str, ...]] = ("forward_changes", "forward_evaluations")
@@ -83,9 +99,18 @@ class SegmentConnection(models.Model):
         "unhealthy_reason",
         "delivery_paused_until",
     )
+    # Kept by reconciliation (configcat_segment.reconcile), never by a form.
+    RECONCILE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "reconciled_until",
+        "reconcile_checked_at",
+        "reconcile_failing_since",
+        "reconcile_error",
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(_("name"), max_length=100, unique=True)
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
     write_key = models.CharField(_("write key"), max_length=255, validators=[validate_write_key])
     region = models.CharField(_("region"), max_length=10, choices=Region.choices, default=Region.US)
     custom_endpoint = models.CharField(
@@ -103,12 +128,14 @@ class SegmentConnection(models.Model):
         _("ConfigCat product id"),
         max_length=100,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Used when a webhook's URL does not carry the product id."),
     )
     product_name = models.CharField(
         _("ConfigCat product name"),
         max_length=200,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Webhooks carry no product name; this one is sent as product_name."),
     )
     signing_key = models.CharField(
@@ -120,6 +147,14 @@ class SegmentConnection(models.Model):
         blank=True,
         validators=[validate_signing_key],
         help_text=_("While rotating keys, ConfigCat signs with both."),
+    )
+    # A ConfigCat Public API credential: with the product id, reconciliation reads the
+    # product's audit log for changes no webhook delivered (configcat_segment.reconcile).
+    configcat_api_user = models.CharField(
+        _("ConfigCat Public API username"), max_length=255, blank=True
+    )
+    configcat_api_password = models.CharField(
+        _("ConfigCat Public API password"), max_length=255, blank=True
     )
 
     forward_changes = models.BooleanField(
@@ -230,6 +265,22 @@ class SegmentConnection(models.Model):
         _("delivery paused until"), null=True, blank=True, editable=False
     )
 
+    # Reconciliation with ConfigCat's audit log: every change up to ``reconciled_until``
+    # has been read (advanced only after a window was read and written whole); the
+    # others are kept by the reconciliation run (see configcat_segment.reconcile.run).
+    reconciled_until = models.DateTimeField(
+        _("reconciled until"), null=True, blank=True, editable=False
+    )
+    reconcile_checked_at = models.DateTimeField(
+        _("audit log last read"), null=True, blank=True, editable=False
+    )
+    reconcile_failing_since = models.DateTimeField(
+        _("reconciliation failing since"), null=True, blank=True, editable=False
+    )
+    reconcile_error = models.TextField(_("reconciliation error"), blank=True, editable=False)
+    # A process reconciling this connection holds it until then (a claim, not a lock).
+    reconcile_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+
     # Secret salt for deterministic Segment messageIds: Segment dedupes messageIds across
     # all workspaces, so ids derived from public data alone could collide with strangers'.
     message_id_salt = models.CharField(max_length=64, default=_new_salt, editable=False)
@@ -286,6 +337,19 @@ class SegmentConnection(models.Model):
     @property
     def signing_keys(self) -> list[str]:
         return [key for key in (self.signing_key, self.signing_key_secondary) if key]
+
+    @property
+    def can_reconcile(self) -> bool:
+        """Whether it has what reading ConfigCat's audit log takes: a product and an API
+        credential."""
+        return bool(self.product_id and self.configcat_api_user and self.configcat_api_password)
+
+    @property
+    def reconcile_healthy(self) -> bool | None:
+        """None when it cannot reconcile; else whether its last reconciliation worked."""
+        if not self.can_reconcile:
+            return None
+        return self.reconcile_failing_since is None
 
     @property
     def write_key_hint(self) -> str:

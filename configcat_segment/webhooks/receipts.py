@@ -19,12 +19,13 @@ from collections.abc import Mapping, Sequence
 
 from django.db import IntegrityError, transaction
 
+from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
 from ..signals import flag_changed
 from ..text import is_clean
-from . import body, changed
+from . import body, changed, retries
 from .signing import VerifiedWebhook
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def store(
         method=method,
         headers=scrub_headers(headers),
         body=raw_body,
+        # Only a signed body can be ConfigCat's retry (a key means it was verified).
+        body_sha256=retries.body_hash(raw_body) if connection.signing_keys else "",
         remote_addr=_ip_address(remote_addr),
     )
     try:
@@ -137,7 +140,9 @@ def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Ev
         return Outcome.IGNORED, "The connection is disconnected: nothing was forwarded.", []
     if not connection.forward_changes:
         return Outcome.IGNORED, "The connection does not forward flag changes.", []
-    change, problems = body.parse(bytes(receipt.body))
+    change, problems = body.parse(
+        bytes(receipt.body), max_changes=get_settings().MAX_CHANGES_PER_WEBHOOK
+    )
     messages = changed.flag_changed_messages(
         change,
         key=receipt.webhook_id or f"receipt-{receipt.pk}",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('configcat_segment', '0004_delivery_pause'),
+        ('configcat_segment', '0007_hardening_text_validators'),
     ]
 
     operations = [
