@@ -6,9 +6,10 @@ expose plain functions: forget the settings, close, start again after ``fork()``
 module decides when each is called:
 
 - **settings change** (``setting_changed`` for ``CONFIGCAT_SEGMENT``, as
-  ``override_settings`` sends it): the settings are read again, the ConfigCat client is
-  closed (the next use builds one from the new settings), the hook forgets what it saw,
-  and the delivery backend is replaced if ``DELIVERY`` changed.
+  ``override_settings`` sends it): the settings are read again, connections to Segment
+  checked under the old endpoint policy are closed, the ConfigCat client is closed (the
+  next use builds one from the new settings), the hook forgets what it saw, and the
+  delivery backend is replaced if ``DELIVERY`` changed.
 - **a request starts** (``request_started``): the delivery backend is told (the thread
   backend starts its runner with a process's first request).
 - **events are written** (the outbox's commit hook): the delivery backend is told.
@@ -39,7 +40,7 @@ from .delivery import backends, outbox
 from .delivery.backends.base import DeliveryBackend
 from .evaluations import buffer, client
 from .evaluations.hook import recorder
-from .segment import transport
+from .segment import network, transport
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting != conf.SETTING_NAME:
         return
     conf.forget_settings()
+    network.close_checked_connections()  # checked under the old ALLOWED_ENDPOINT_HOSTS
     client.close()
     recorder.reset()
     buffer.forget_settings()

@@ -127,6 +127,10 @@ CONFIGCAT_SEGMENT: dict[str, Any] = {
     "DELIVERY": env_str("CONFIGCAT_SEGMENT_DELIVERY", "thread"),
     "SDK_KEY": env_str("CONFIGCAT_SDK_KEY") or "configcat-sdk-test-key/0000000000000000000000",
     "FLAG_OVERRIDES": _flag_overrides or None,
+    # One tracked user per visitor: an anonymous visitor without analytics.js's cookie
+    # gets it from the server, so every request of theirs carries the same anonymous id
+    # (and analytics.js, if the page loads it, adopts it as its own).
+    "SET_ANONYMOUS_ID_COOKIE": True,
     # The "Local debugger" connection sends to this very server (demo_seed): loopback is
     # refused as an endpoint unless allowed here (docs/security.md).
     "ALLOWED_ENDPOINT_HOSTS": ["127.0.0.0/8", "::1"],
