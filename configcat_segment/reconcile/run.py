@@ -37,7 +37,8 @@ from ..delivery import outbox
 from ..models import Event, SegmentConnection
 from ..signals import flag_changed
 from . import claims, forward, received
-from .client import AuditLogClient, AuditLogError
+from .answers import AuditLogError
+from .client import AuditLogClient
 from .matching import Scope, ScopedEntry, match
 
 logger = logging.getLogger(__name__)

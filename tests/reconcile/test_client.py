@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from configcat_segment.reconcile import client as api
-from configcat_segment.reconcile.client import AuditLogClient, AuditLogError, parse_entry
+from configcat_segment.reconcile import answers as api
+from configcat_segment.reconcile.answers import AuditLogError, parse_entry
+from configcat_segment.reconcile.client import AuditLogClient
 from tests.configcat_api_server import ConfigCatAPIServer
 from tests.segment_server import refused_url
 from tests.webhooks.conftest import CONFIG_ID, ENVIRONMENT_ID, PRODUCT_ID
