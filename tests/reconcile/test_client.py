@@ -125,6 +125,10 @@ def test_a_bad_request_carries_configcats_message(server):
         (b'[{"auditLogDateTime": "2026-09-21T10:00:00Z"}]', "no whole-number auditLogId"),
         (b'[{"auditLogId": true, "auditLogDateTime": "2026-09-21T10:00:00Z"}]', "auditLogId"),
         (b'[{"auditLogId": 5, "auditLogDateTime": "yesterday"}]', "no readable auditLogDateTime"),
+        (  # a date that exists, but not in UTC
+            b'[{"auditLogId": 5, "auditLogDateTime": "0001-01-01T00:00:00+01:00"}]',
+            "no readable auditLogDateTime",
+        ),
         (
             b'[{"auditLogId": 5, "auditLogDateTime": "2026-09-21T10:00:00Z", "details": 3}]',
             "details",
