@@ -140,6 +140,19 @@ def test_openmetrics_when_the_scraper_asks(monitoring, shop):
     assert WRITE_KEY not in plain.content.decode() + text
 
 
+@pytest.mark.parametrize(
+    "accept",
+    ["application/openmetrics-text; version=abc", "application/openmetrics-text; version=1..0"],
+)
+def test_an_unreadable_accept_header_gets_the_text_format(monitoring, shop, accept):
+    response = scrape(HTTP_ACCEPT=accept)
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert (
+        value(samples(response), "configcat_segment_events", connection="Staging", status="failed")
+        == 2
+    )
+
+
 @pytest.mark.parametrize("connections", [1, 5])
 def test_a_fixed_number_of_queries(monitoring, make_connection, add_event, connections):
     for _ in range(connections):
