@@ -118,19 +118,27 @@ def run_due(
     connections and logged, never raised. ``should_stop`` (a runner stopping) is asked
     between windows and connections.
     """
-    now = now or timezone.now()
+    fixed, now = now, now or timezone.now()
     due_before = now - dt.timedelta(seconds=get_settings().RECONCILE_INTERVAL_SECONDS)
-    candidates = reconcilable().filter(
-        Q(reconcile_checked_at__isnull=True) | Q(reconcile_checked_at__lte=due_before),
-        Q(reconcile_locked_until__isnull=True) | Q(reconcile_locked_until__lte=now),
+    candidates = (
+        reconcilable()
+        .filter(
+            Q(reconcile_checked_at__isnull=True) | Q(reconcile_checked_at__lte=due_before),
+            Q(reconcile_locked_until__isnull=True) | Q(reconcile_locked_until__lte=now),
+        )
+        .order_by("name")
     )
     outcomes = []
     for connection in candidates:
         if should_stop():
             break
+        # Each connection at the time it is reached (unless ``now`` was given): reading
+        # the ones before may have taken minutes, and a claim dated from the start of the
+        # run would have run out already.
+        current = fixed or timezone.now()
         try:
             outcomes.append(
-                reconcile(connection, now=now, due_before=due_before, should_stop=should_stop)
+                reconcile(connection, now=current, due_before=due_before, should_stop=should_stop)
             )
         except Busy:
             continue  # another process took it meanwhile
@@ -158,7 +166,8 @@ def reconcile(
     window = dt.timedelta(seconds=settings.RECONCILE_WINDOW_SECONDS)
     start = since or connection.reconciled_until or default_start(connection, now)
     outcome = Outcome(connection, dry_run=dry_run, since=start)
-    if not dry_run and not claims.claim(connection, now, lease, due_before):
+    held = None if dry_run else claims.claim(connection, now, lease, due_before)
+    if not dry_run and held is None:
         raise Busy(connection.pk)
 
     def current() -> dt.datetime:
@@ -182,8 +191,9 @@ def reconcile(
                 if time.monotonic() - started > budget or should_stop():
                     outcome.complete = False
                     break
-                if not dry_run:
-                    claims.renew(connection, current() + lease)
+                if held is not None and not claims.renew(held, current() + lease):
+                    outcome.complete = False  # it ran out, and another process took it
+                    break
                 window_end = min(window_start + window, until)
                 _window(client, connection, scopes, window_start, window_end, tolerance, outcome)
                 outcome.until = window_end
@@ -197,8 +207,8 @@ def reconcile(
         logger.exception("configcat_segment: reconciling %s failed", connection.name)
     finally:
         outcome.requests = client.requests
-        if not dry_run:
-            claims.finish(connection, outcome.error, now, retry_after)
+        if held is not None:
+            claims.finish(connection, held, outcome.error, now, retry_after)
     return outcome
 
 
