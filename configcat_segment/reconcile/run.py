@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import time
 from collections import Counter
@@ -35,7 +34,7 @@ from django.utils import timezone
 from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection
-from ..signals import flag_changed
+from ..signals import announce_changes
 from . import claims, forward, received
 from .answers import AuditLogError
 from .client import AuditLogClient
@@ -284,8 +283,7 @@ def _window(
             SegmentConnection.objects.filter(pk=connection.pk).filter(
                 Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=end)
             ).update(reconciled_until=end)
-            if created:
-                transaction.on_commit(functools.partial(_announce, connection, created))
+            announce_changes(connection, created)
     outcome.forwarded = len(outcome.changes)
     outcome.truncated += sum(1 for s in new if s.entry.truncated)
     outcome.skipped = +outcome.skipped  # no zero counts
@@ -303,8 +301,3 @@ def _describe(scoped: ScopedEntry, message: dict[str, Any]) -> dict[str, Any]:
         "truncated": entry.truncated,
         "message_id": message["messageId"],
     }
-
-
-def _announce(connection: SegmentConnection, events: list[Event]) -> None:
-    for event in events:
-        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)
