@@ -6,7 +6,7 @@ memory, and a process that restarts loses nothing. That rules out counting in me
 only a process sees (each request to Segment); those few counters are in
 :mod:`.prometheus`, for prometheus-client's multiprocess mode.
 
-Five queries, whatever the number of connections, each answered from an index:
+Five queries of its own, whatever the number of connections, each answered from an index:
 
 - the connections and each one's longest-waiting event (:func:`.health.connection_states`);
 - events ``pending``, ``failed`` and ``dead`` per connection (the entries of events that
@@ -20,8 +20,8 @@ Five queries, whatever the number of connections, each answered from an index:
 
 The module needs no ``prometheus-client``: it returns :class:`Family` objects that
 :mod:`.prometheus` turns into Prometheus metrics, and other parts of the app (or a project)
-can add their own with :func:`add_source`. Reconciliation with ConfigCat's audit log is
-expected to report through it under the names in :data:`RECONCILIATION_METRICS`.
+can add their own with :func:`add_source`: reconciliation with ConfigCat's audit log does
+(:mod:`..reconcile.metrics`, one or two queries more).
 """
 
 from __future__ import annotations
@@ -48,26 +48,6 @@ EVALUATION_REASONS = (
     EvaluationCounter.FAILED,
     EvaluationCounter.UNWRITABLE,
 )
-
-# Reserved for reconciliation with ConfigCat's audit log (configcat_segment_reconcile):
-# name → (type, labels, meaning). Reported through add_source() when it runs.
-RECONCILIATION_METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    f"{PREFIX}_reconciliation_entries": (
-        "counter",
-        ("connection", "outcome"),
-        "Audit-log entries reconciled, by outcome (matched, forwarded, skipped).",
-    ),
-    f"{PREFIX}_reconciliation_last_success_timestamp_seconds": (
-        "gauge",
-        ("connection",),
-        "When reconciliation last succeeded (Unix time).",
-    ),
-    f"{PREFIX}_reconciliation_healthy": (
-        "gauge",
-        ("connection",),
-        "1 when ConfigCat accepted the connection's API credentials on the last run.",
-    ),
-}
 
 
 @dataclass

@@ -161,7 +161,7 @@ def test_a_fixed_number_of_queries(monitoring, make_connection, add_event, conne
         add_event(connection, "pending")
     with CaptureQueriesContext(db_connection) as queries:
         scrape()
-    assert len(queries) == 5
+    assert len(queries) == 6  # five, and one to find no connection reconciles
 
 
 def test_protected_like_the_health_endpoint(monitoring):
@@ -171,19 +171,18 @@ def test_protected_like_the_health_endpoint(monitoring):
     assert Client().post(URL, **bearer()).status_code == 405
 
 
-def test_sources_add_metrics_such_as_reconciliation(monitoring, make_connection):
+def test_sources_add_metrics(monitoring, make_connection):
     make_connection(name="Production")
-    name = "configcat_segment_reconciliation_last_success_timestamp_seconds"
-    kind, labels, meaning = metrics.RECONCILIATION_METRICS[name]
+    name = "shop_last_backup_timestamp_seconds"
 
-    def reconciliation():
-        return [metrics.Family(name, kind, meaning, labels, [(("Production",), 1.7e9)])]
+    def backups():
+        return [metrics.Family(name, "gauge", "When.", ("connection",), [(("Production",), 1.7e9)])]
 
-    metrics.add_source(reconciliation)
+    metrics.add_source(backups)
     try:
         assert value(samples(), name, connection="Production") == 1.7e9
     finally:
-        metrics.remove_source(reconciliation)
+        metrics.remove_source(backups)
     assert not any(n == name for n, _ in samples())
 
 
