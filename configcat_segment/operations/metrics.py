@@ -38,6 +38,7 @@ from django.utils import timezone
 from ..conf import get_settings
 from ..models import EvaluationCounter, Event, WebhookReceipt
 from .health import ConnectionState, connection_states
+from .probe import TEST_USER_ID
 
 PREFIX = "configcat_segment"
 COUNTED_STATUSES = Event.WAITING  # pending, failed, dead: not delivered (yet)
@@ -152,12 +153,14 @@ def _event_counts(names: Mapping[uuid.UUID, str]) -> Family:
     family = Family(
         f"{PREFIX}_events",
         "gauge",
-        "Events waiting (pending), retrying (failed) or given up (dead), per connection.",
+        "Events waiting (pending), retrying (failed) or given up (dead, test events from "
+        "the admin left out), per connection.",
         ("connection", "status"),
     )
     counts: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     rows = (
         Event.objects.filter(status__in=COUNTED_STATUSES)
+        .exclude(status=Event.Status.DEAD, user_id=TEST_USER_ID)  # failed admin tests
         .order_by()
         .values_list("connection_id", "status")
         .annotate(n=Count("pk"))

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from configcat_segment.models import EvaluationCounter, WebhookReceipt
 from configcat_segment.operations import metrics, prometheus
+from configcat_segment.operations.probe import TEST_USER_ID
 
 from ..conftest import WRITE_KEY
 from ..delivery.conftest import ROOT, SAFETY_SECONDS
@@ -56,6 +57,7 @@ def shop(make_connection, add_event):
     add_event(production, "delivered", age=86400, delivered_after=1)  # before the window
     add_event(production, "pending", age=900)
     add_event(production, "dead", age=60)
+    add_event(production, "dead", age=50, user_id=TEST_USER_ID)  # a failed test send
     add_event(staging, "failed", age=30)
     add_event(staging, "failed", age=20)
     staging.mark_unhealthy("Segment answered 401")
