@@ -72,10 +72,6 @@ def test_the_monitoring_token_comes_from_the_environment(tmp_path):
         "shell", "-c", read, CONFIGCAT_SEGMENT_MONITORING_TOKEN=token, DATABASE_URL=database
     )
     assert given.stdout.split()[-1] == token, given.stderr
-    unset = manage(
-        "shell", "-c", read, CONFIGCAT_SEGMENT_MONITORING_TOKEN="", DATABASE_URL=database
-    )
-    assert unset.stdout.split()[-1] == "None", unset.stderr
 
 
 def test_sqlite_is_configured_for_a_background_writer(monkeypatch, tmp_path):
