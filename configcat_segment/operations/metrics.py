@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
@@ -157,7 +156,6 @@ def _event_counts(names: Mapping[uuid.UUID, str]) -> Family:
         "the admin left out), per connection.",
         ("connection", "status"),
     )
-    counts: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     rows = (
         Event.objects.filter(status__in=COUNTED_STATUSES)
         .exclude(status=Event.Status.DEAD, user_id=TEST_USER_ID)  # failed admin tests
@@ -165,12 +163,7 @@ def _event_counts(names: Mapping[uuid.UUID, str]) -> Family:
         .values_list("connection_id", "status")
         .annotate(n=Count("pk"))
     )
-    for connection_id, status, n in rows:
-        counts[connection_id, status] = n
-    for connection_id, name in names.items():
-        for status in COUNTED_STATUSES:
-            family.samples.append(((name, status), float(counts[connection_id, status])))
-    return family
+    return _per_connection(family, names, COUNTED_STATUSES, rows)
 
 
 def _latency(names: Mapping[uuid.UUID, str], since: dt.datetime) -> Family:
@@ -215,18 +208,27 @@ def _receipts(names: Mapping[uuid.UUID, str], since: dt.datetime) -> Family:
         "Signed webhooks received within the metrics window, by outcome.",
         ("connection", "outcome"),
     )
-    counts: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     rows = (
         WebhookReceipt.objects.filter(connection_id__in=list(names), received_at__gte=since)
         .order_by()
         .values_list("connection_id", "outcome")
         .annotate(n=Count("pk"))
     )
-    for connection_id, outcome, n in rows:
-        counts[connection_id, outcome] = n
+    return _per_connection(family, names, WebhookReceipt.Outcome.values, rows)
+
+
+def _per_connection(
+    family: Family,
+    names: Mapping[uuid.UUID, str],
+    values: Sequence[str],
+    rows: Iterable[tuple[uuid.UUID, str, int]],
+) -> Family:
+    """``family`` with a sample per connection and value: the count ``rows`` has for the
+    pair, or 0 (a series that is missing is not a zero to Prometheus)."""
+    counts = {(connection_id, value): n for connection_id, value, n in rows}
     for connection_id, name in names.items():
-        for outcome in WebhookReceipt.Outcome.values:
-            family.samples.append(((name, outcome), float(counts[connection_id, outcome])))
+        for value in values:
+            family.samples.append(((name, value), float(counts.get((connection_id, value), 0))))
     return family
 
 
