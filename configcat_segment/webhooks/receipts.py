@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from django.db import IntegrityError, transaction
 
+from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
@@ -137,7 +138,9 @@ def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Ev
         return Outcome.IGNORED, "The connection is disconnected: nothing was forwarded.", []
     if not connection.forward_changes:
         return Outcome.IGNORED, "The connection does not forward flag changes.", []
-    change, problems = body.parse(bytes(receipt.body))
+    change, problems = body.parse(
+        bytes(receipt.body), max_changes=get_settings().MAX_CHANGES_PER_WEBHOOK
+    )
     messages = changed.flag_changed_messages(
         change,
         key=receipt.webhook_id or f"receipt-{receipt.pk}",
