@@ -10,12 +10,11 @@ Nothing here knows about HTTP: the view (:mod:`.views`) and the admin call it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from django.db import IntegrityError, transaction
 
@@ -23,7 +22,7 @@ from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
-from ..signals import flag_changed
+from ..signals import announce_changes
 from ..text import is_clean
 from . import body, changed, retries
 from .signing import VerifiedWebhook
@@ -104,8 +103,7 @@ def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
         outcome, error = Outcome.FAILED, traceback.format_exc()
     receipt.outcome, receipt.error = outcome, error
     WebhookReceipt.objects.filter(pk=receipt.pk).update(outcome=outcome, error=error)
-    if created:
-        transaction.on_commit(functools.partial(_announce, receipt.connection, created))
+    announce_changes(receipt.connection, created)
     return created
 
 
@@ -167,8 +165,3 @@ def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Ev
     created = outbox.enqueue(events)
     outcome = Outcome.PROCESSED_WITH_ERRORS if problems else Outcome.PROCESSED
     return outcome, "\n".join(problems), created
-
-
-def _announce(connection: SegmentConnection, events: Sequence[Event]) -> None:
-    for event in events:
-        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)
