@@ -40,8 +40,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from django.db import connections, router, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Exists, F, Max, OuterRef, Q, TextField, Value
+from django.db.models.functions import Cast, Coalesce, Greatest
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -58,6 +58,7 @@ from ..segment.retry import (
     parse_retry_after,
     probe_seconds,
 )
+from ..segment.wire import Messages
 from ..signals import event_dead, event_delivered
 from .credentials import CREDENTIAL_FIELDS
 
@@ -114,9 +115,14 @@ class Claimed:
     """A claimed event: just what sending and settling it needs."""
 
     pk: int
-    payload: dict[str, Any]
+    text: str  # the message, as stored: sent as it is
     attempts: int  # this one included
     queued_at: dt.datetime
+
+
+def _text_size(event: Claimed) -> int:
+    text = event.text
+    return len(text) if text.isascii() else len(text.encode())
 
 
 @dataclass
@@ -269,18 +275,17 @@ class Dispatcher:
             )
             if connections[self.db].features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
+            # The stored text, not a decoded dict: it is sent as it is.
             rows = list(
-                due.values_list("pk", "payload", "attempts", "queued_at")[
-                    : self.settings.BATCH_SIZE
-                ]
+                due.annotate(text=Cast("payload", TextField())).values_list(
+                    "pk", "text", "attempts", "queued_at"
+                )[: self.settings.BATCH_SIZE]
             )
             if rows:
                 Event.objects.using(self.db).filter(pk__in=[row[0] for row in rows]).update(
                     next_attempt_at=lease_until, attempts=F("attempts") + 1
                 )
-        return [
-            Claimed(pk, payload, attempts + 1, queued) for pk, payload, attempts, queued in rows
-        ]
+        return [Claimed(pk, text, attempts + 1, queued) for pk, text, attempts, queued in rows]
 
     # -- send ----------------------------------------------------------------------------
 
@@ -288,7 +293,10 @@ class Dispatcher:
         """Send ``events`` in as few requests as the limits allow, settling each outcome."""
         connection = rnd.connection
         plan = plan_batches(
-            events, lambda e: e.payload, sent_at=isoformat(rnd.now), write_key=connection.write_key
+            events,
+            sent_at=isoformat(rnd.now),
+            write_key=connection.write_key,
+            text_size=_text_size,
         )
         if plan.oversized:
             with self._settling(rnd):
@@ -300,7 +308,7 @@ class Dispatcher:
                 break
             request = requests.popleft()
             answer = self.send(
-                [e.payload for e in request.events],
+                Messages([e.text for e in request.events]),
                 endpoint=connection.endpoint,
                 write_key=connection.write_key,
                 sent_at=isoformat(self.clock()),  # the same length as the plan's

@@ -40,7 +40,8 @@ from ..logthrottle import LogThrottle
 from .payloads import Evaluation, messages_for
 
 if TYPE_CHECKING:
-    from ..models import Event, SegmentConnection
+    from ..delivery.rows import Row
+    from ..models import SegmentConnection
 
 logger = logging.getLogger(__name__)
 
@@ -300,14 +301,14 @@ def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None)
     return Written(stored, unwritable + refused, counts)
 
 
-_Built = list[tuple[Evaluation, list["Event"]]]
+_Built = list[tuple[Evaluation, list["Row"]]]
 
 
 def _build(
     evaluations: Sequence[Evaluation], connections: Sequence[SegmentConnection]
 ) -> tuple[_Built, list[tuple[Evaluation, Exception]]]:
     """Each evaluation with its unsaved events, and those whose messages could not be built."""
-    from ..delivery.outbox import build_event
+    from ..delivery.rows import build_row
 
     long_value_length = get_settings().LONG_VALUE_LENGTH
     built: _Built = []
@@ -315,7 +316,7 @@ def _build(
     for evaluation in evaluations:
         try:
             events = [
-                build_event(connection, message, flag_key=evaluation.flag_key)
+                build_row(connection.pk, message, flag_key=evaluation.flag_key)
                 for connection in connections
                 for message in messages_for(
                     evaluation,
@@ -331,12 +332,12 @@ def _build(
 
 
 def _insert(built: _Built) -> int:
-    from ..delivery.outbox import enqueue
+    from ..delivery.outbox import enqueue_rows
 
-    events = [event for _, evaluation_events in built for event in evaluation_events]
-    for start in range(0, len(events), INSERT_CHUNK):
-        enqueue(events[start : start + INSERT_CHUNK], ignore_conflicts=True)
-    return len(events)
+    rows = [row for _, evaluation_rows in built for row in evaluation_rows]
+    for start in range(0, len(rows), INSERT_CHUNK):
+        enqueue_rows(rows[start : start + INSERT_CHUNK])
+    return len(rows)
 
 
 def _insert_or_split(built: _Built, alias: str, refused: list[tuple[Evaluation, Exception]]) -> int:

@@ -8,6 +8,7 @@ Basic auth with the write key, its user agent, gzip), and turns whatever happens
 from __future__ import annotations
 
 import base64
+import gzip as gzip_module
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from segment.analytics import request as segment_request
+from segment.analytics.version import VERSION as SEGMENT_VERSION
 
 from ..redaction import redact
+from .wire import Messages, batch_body
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +44,30 @@ def send(
     gzip: bool,
     timeout: float,
 ) -> Answer:
-    """POST ``messages`` to ``{endpoint}/v1/batch``."""
+    """POST ``messages`` to ``{endpoint}/v1/batch``.
+
+    Stored texts (:class:`~.wire.Messages`) are joined into the body as they are;
+    anything else is encoded by segment-analytics-python.
+    """
     try:
-        response = segment_request.post(
-            write_key,
-            host=endpoint,
-            gzip=gzip,
-            timeout=timeout,
-            batch=list(messages),
-            sentAt=sent_at,
-        )
+        if isinstance(messages, Messages):
+            response = _post_texts(
+                messages.texts,
+                endpoint=endpoint,
+                write_key=write_key,
+                sent_at=sent_at,
+                gzip=gzip,
+                timeout=timeout,
+            )
+        else:
+            response = segment_request.post(
+                write_key,
+                host=endpoint,
+                gzip=gzip,
+                timeout=timeout,
+                batch=list(messages),
+                sentAt=sent_at,
+            )
     except segment_request.APIError as exc:
         headers = getattr(exc.response, "headers", None) or {}
         text = f"Segment answered {exc.status} {exc.code}: {exc.message}"
@@ -58,6 +75,36 @@ def send(
     except Exception as exc:  # the network's many ways of failing all mean "no answer"
         return Answer(None, _clean(f"No answer from {endpoint}: {exc}", write_key))
     return Answer(response.status_code)
+
+
+def _post_texts(
+    texts: Sequence[str], *, endpoint: str, write_key: str, sent_at: str, gzip: bool, timeout: float
+) -> Any:
+    """What ``segment.analytics.request.post`` does (its session, headers and errors), with
+    a body joined from stored message texts and compressed once."""
+    data = batch_body(texts, sent_at=sent_at, write_key=write_key)
+    credentials = base64.b64encode(f"{write_key}:".encode()).decode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"analytics-python/{SEGMENT_VERSION}",
+        "Authorization": f"Basic {credentials}",
+    }
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+        data = gzip_module.compress(data, compresslevel=6, mtime=0)
+    url = endpoint.rstrip("/") + "/v1/batch"
+    response = segment_request._session.post(url, data=data, headers=headers, timeout=timeout)
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    if 300 <= status < 400:
+        raise segment_request.APIError(status, "redirect", response.reason, response)
+    try:
+        answer = response.json()
+        code, message = answer["code"], answer["message"]
+    except (ValueError, KeyError, TypeError):
+        code, message = "unknown", response.text
+    raise segment_request.APIError(status, code, message, response)
 
 
 def after_fork() -> None:
