@@ -105,7 +105,11 @@ def in_sample(identity: str | None, rate: float) -> bool:
 
 
 def messages_for(
-    evaluation: Evaluation, *, salt: str, long_value_length: int
+    evaluation: Evaluation,
+    *,
+    salt: str,
+    long_value_length: int,
+    users: dict[int, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The Segment messages for ``evaluation``: a ``track``, maybe preceded by an ``identify``.
 
@@ -115,6 +119,10 @@ def messages_for(
     is replaced by the evaluation's random ``nonce``. Either way, building the messages of
     an evaluation again makes the same ids. ``salt`` is the connection's secret, which
     keeps ids unique across connections and installations.
+
+    ``users``, when given, remembers each ConfigCat user's attributes by ``id()``, for a
+    batch whose evaluations (holding their users alive) often share users: it must not
+    outlive them.
     """
     seed = evaluation.window if evaluation.window is not None else evaluation.nonce
     if seed is None:
@@ -125,7 +133,12 @@ def messages_for(
     if not identity:
         # No user and no request: ConfigCat's own integration uses a random anonymousId.
         anonymous_id = str(uuid.uuid4())
-    user = user_properties(evaluation.user) if evaluation.user is not None else None
+    user = None
+    if evaluation.user is not None:
+        if users is None:
+            user = user_properties(evaluation.user)
+        elif (user := users.get(id(evaluation.user))) is None:
+            user = users[id(evaluation.user)] = user_properties(evaluation.user)
 
     def message_id(kind: str, *parts: object) -> str:
         return messages.message_id(salt, kind, *parts, seed)

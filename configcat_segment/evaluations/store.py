@@ -313,6 +313,7 @@ def _build(
     long_value_length = get_settings().LONG_VALUE_LENGTH
     built: _Built = []
     unbuildable = []
+    users: dict[int, dict[str, Any]] = {}  # while evaluations holds every user alive
     for evaluation in evaluations:
         try:
             events = [
@@ -322,6 +323,7 @@ def _build(
                     evaluation,
                     salt=connection.message_id_salt,
                     long_value_length=long_value_length,
+                    users=users,
                 )
             ]
         except Exception as exc:
