@@ -39,7 +39,8 @@ def test_rows_are_written_as_the_orm_would_write_them(segment_connection):
     assert event.payload["properties"] == {"feature_flag_key": "f1"}
     assert (event.status, event.attempts, event.last_error) == ("pending", 0, "")
     assert event.created_at == event.queued_at == event.next_attempt_at == now
-    assert event.delivered_at is None and event.receipt is None
+    assert event.delivered_at is None
+    assert event.receipt is None
     assert list(Event.objects.due(now)) == [Event.objects.get(message_id="m2"), event]
 
 
@@ -52,9 +53,15 @@ def test_a_stored_message_id_is_skipped(segment_connection):
 
 
 def test_rows_are_written_in_the_callers_transaction(segment_connection):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        insert_rows([build_row(segment_connection.pk, message(1))], now=timezone.now())
-        raise RuntimeError
+    rows = [build_row(segment_connection.pk, message(1))]
+
+    def write_then_fail() -> None:
+        with transaction.atomic():
+            insert_rows(rows, now=timezone.now())
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert not Event.objects.exists()
 
 
@@ -70,13 +77,17 @@ def test_enqueue_rows_wakes_after_commit_and_reports_the_dead_it_wrote(segment_c
         with transaction.atomic():
             rows = [build_row(segment_connection.pk, m) for m in (message(1), huge)]
             assert outbox.enqueue_rows(rows) == 2
-            assert woken == [] and dead == []
-        assert woken == [1] and dead == ["m9"]
+            assert woken == []
+            assert dead == []
+        assert woken == [1]
+        assert dead == ["m9"]
         with transaction.atomic():  # again: nothing written, nothing reported
             assert outbox.enqueue_rows(rows) == 0
-        assert woken == [1] and dead == ["m9"]
+        assert woken == [1]
+        assert dead == ["m9"]
     finally:
         outbox.remove_listener(callback)
         event_dead.disconnect(receiver)
     stored = Event.objects.get(message_id="m9")
-    assert stored.status == "dead" and "bytes" in stored.last_error
+    assert stored.status == "dead"
+    assert "bytes" in stored.last_error

@@ -27,7 +27,8 @@ def test_the_text_is_compact_utf8_json_of_the_message():
     msg = message(1, note="Grüße 👋", quote='say "hi"\n')
     text, fitted = wire.encode_message(msg)
     assert json.loads(text) == msg == fitted
-    assert ", " not in text and ": " not in text
+    assert ", " not in text
+    assert ": " not in text
     assert "Grüße 👋" in text
 
 
@@ -100,4 +101,3 @@ def test_refusals_of_joined_texts_are_answers_without_the_write_key():
     assert answer.status == 401
     assert answer.error.startswith("Segment answered 401")
     assert WRITE_KEY not in answer.error
-
