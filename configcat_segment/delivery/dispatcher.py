@@ -278,14 +278,23 @@ class Dispatcher:
             # The stored text, not a decoded dict: it is sent as it is.
             rows = list(
                 due.annotate(text=Cast("payload", TextField())).values_list(
-                    "pk", "text", "attempts", "queued_at"
+                    "pk", "text", "attempts", "queued_at", "status"
                 )[: self.settings.BATCH_SIZE]
             )
-            if rows:
-                Event.objects.using(self.db).filter(pk__in=[row[0] for row in rows]).update(
-                    next_attempt_at=lease_until, attempts=F("attempts") + 1
-                )
-        return [Claimed(pk, text, attempts + 1, queued) for pk, text, attempts, queued in rows]
+            # A claimed event is pending (a failed one being retried becomes pending
+            # again): a pending event due later than now is one being sent, which
+            # requeueing (failed and dead events only) and fixing the connection's
+            # credentials (failed events only) leave alone, so neither can make it due
+            # again, and sent twice, while this round sends it.
+            claim = {"next_attempt_at": lease_until, "attempts": F("attempts") + 1}
+            events = Event.objects.using(self.db)
+            pending = [row[0] for row in rows if row[4] != Event.Status.FAILED]
+            failed = [row[0] for row in rows if row[4] == Event.Status.FAILED]
+            if pending:
+                events.filter(pk__in=pending).update(**claim)
+            if failed:
+                events.filter(pk__in=failed).update(**claim, status=Event.Status.PENDING)
+        return [Claimed(pk, text, attempts + 1, queued) for pk, text, attempts, queued, _ in rows]
 
     # -- send ----------------------------------------------------------------------------
 
