@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 from django.db import connections, router
 
 from ..models import Event
-from ..segment.payloads import MessageTooLarge, text_safe
+from ..segment.payloads import MessageTooLarge
 from ..segment.wire import dumps, encode_message
+from ..text import clean
 
 # Written by insert_rows, in this order; the rest of the row is the same for all rows of
 # a chunk (attempts 0, and "now" as created, queued and due).
@@ -77,8 +78,8 @@ def build_row(
         connection_id,
         payload["type"],
         payload.get("event", ""),
-        text_safe(flag_key)[:255] if flag_key else "",
-        text_safe(str(user))[:255] if user else "",
+        clean(flag_key)[:255] if flag_key else "",
+        clean(str(user))[:255] if user else "",
         payload["messageId"],
         text,
         status,
