@@ -92,7 +92,7 @@ class WebhookView(APIView):
         connection = webhook.connection
         try:
             with transaction.atomic():
-                receipt = receipts.store(
+                receipt, created = receipts.receive(
                     connection,
                     webhook.verified,
                     webhook.raw_body,
@@ -100,7 +100,7 @@ class WebhookView(APIView):
                     headers=request.headers,
                     remote_addr=request.META.get("REMOTE_ADDR"),
                 )
-                return _answer(receipt, len(receipts.process(receipt)))
+                return _answer(receipt, len(created))
         except receipts.AlreadyReceived as duplicate:
             return _answer_redelivery(connection, str(duplicate))
         except IntegrityError:
