@@ -13,11 +13,13 @@ class ConfigCatSegmentConfig(AppConfig):
         from .conf import get_settings
         from .delivery import credentials as health
         from .delivery import runner as runners
+        from .operations import install as install_operations
         from .segment import transport
 
         checks.register()
         transport.install_log_filter()
         health.connect_signals()
+        install_operations()
         try:
             delivery = get_settings().DELIVERY
         except ImproperlyConfigured:

@@ -8,6 +8,7 @@ from .connection import Region, SegmentConnection, SegmentConnectionQuerySet, _n
 from .counters import EvaluationCounter, EvaluationCounterQuerySet
 from .event import DUE_STATUSES, Event, EventLog, EventQuerySet, EventStatus
 from .receipt import WebhookReceipt
+from .scopes import WebhookScope
 
 __all__ = [
     "DUE_STATUSES",
@@ -21,5 +22,6 @@ __all__ = [
     "SegmentConnection",
     "SegmentConnectionQuerySet",
     "WebhookReceipt",
+    "WebhookScope",
     "_new_salt",
 ]

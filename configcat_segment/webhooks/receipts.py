@@ -26,7 +26,7 @@ from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
 from ..signals import flag_changed
 from ..text import is_clean
-from . import body, changed
+from . import body, changed, retries
 from .signing import VerifiedWebhook
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ def _new_receipt(
         method=method,
         headers=scrub_headers(headers),
         body=raw_body,
+        # Only a signed body can be ConfigCat's retry (a key means it was verified).
+        body_sha256=retries.body_hash(raw_body) if connection.signing_keys else "",
         remote_addr=_ip_address(remote_addr),
     )
 
@@ -108,18 +110,23 @@ def receive(
     method: str,
     headers: Mapping[str, str],
     remote_addr: str | None,
-) -> tuple[WebhookReceipt, list[Event]]:
+) -> Received:
     """:func:`store` then :func:`process`, in as few statements as they can take. Call it
-    inside ``transaction.atomic()``; returns the receipt and the events it created.
+    inside ``transaction.atomic()``.
 
-    The receipt is inserted first, as processed: nothing in the transaction reads it
-    before its outcome is known, and when processing goes as planned it is not written
-    again. The events are inserted in a savepoint; when that fails, or processing does,
-    the receipt is updated with the error, so what a signed sender sent is never lost.
+    The receipt is inserted first, as processed: nothing reads it before its outcome is
+    known (others see it once the transaction commits), and when processing goes as
+    planned it is not written again. A receipt that repeats a recent one
+    (:func:`.retries.original_of`) is not processed: the caller absorbs it. The events are
+    inserted in a savepoint; when that fails, or processing does, the receipt is updated
+    with the error, so what a signed sender sent is never lost.
     """
     unsaved = _new_receipt(connection, verified, raw_body, method, headers, remote_addr)
     unsaved.outcome = Outcome.PROCESSED
     receipt = _insert(unsaved)
+    original = retries.original_of(receipt)
+    if original is not None:
+        return Received(receipt, [], original)
     planned = _plan(receipt)
     created: list[Event] = []
     if planned.events:
@@ -141,7 +148,16 @@ def receive(
         )
     if created:
         transaction.on_commit(functools.partial(_announce, receipt.connection, created))
-    return receipt, created
+    return Received(receipt, created)
+
+
+class Received(NamedTuple):
+    """What :func:`receive` did: the stored receipt, the events it created, and the
+    receipt it repeats, if it is ConfigCat's retry of one (then nothing was processed)."""
+
+    receipt: WebhookReceipt
+    created: list[Event]
+    original: WebhookReceipt | None = None
 
 
 class _Planned(NamedTuple):

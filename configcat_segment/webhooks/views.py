@@ -24,7 +24,7 @@ from rest_framework.views import APIView, set_rollback
 
 from ..exceptions import UnknownConnection, WebhookRejected
 from ..models import SegmentConnection, WebhookReceipt
-from . import receipts
+from . import receipts, retries
 from .authentication import ConfigCatSignatureAuthentication, SignedWebhook
 from .parsers import RawBodyParser
 
@@ -92,7 +92,7 @@ class WebhookView(APIView):
         connection = webhook.connection
         try:
             with transaction.atomic():
-                receipt, created = receipts.receive(
+                received = receipts.receive(
                     connection,
                     webhook.verified,
                     webhook.raw_body,
@@ -100,7 +100,9 @@ class WebhookView(APIView):
                     headers=request.headers,
                     remote_addr=request.META.get("REMOTE_ADDR"),
                 )
-                return _answer(receipt, len(created))
+                if received.original is not None:
+                    return retries.absorb(received.receipt, received.original)
+                return _answer(received.receipt, len(received.created))
         except receipts.AlreadyReceived as duplicate:
             return _answer_redelivery(connection, str(duplicate))
         except IntegrityError:

@@ -20,23 +20,45 @@ def statements(captured):
     return [s for s in sql if not s.upper().startswith(BOUNDARIES)]
 
 
-def test_a_signed_webhook_that_creates_events_takes_five_statements(segment_connection, send):
+def shape(captured):
+    return [
+        s.split()[0] + (" " + s.split()[2] if s.startswith("INSERT") else "")
+        for s in statements(captured)
+    ]
+
+
+LEAN = [
+    "SELECT",  # the connection
+    'INSERT "configcat_segment_webhookreceipt"',  # the raw receipt, before the events
+    "SAVEPOINT",  # so that a failed events insert leaves the receipt, with the error
+    'INSERT "configcat_segment_event"',  # every event in one statement
+    "RELEASE",
+]
+
+
+def test_a_signed_webhook_that_creates_events_takes_five_statements(
+    segment_connection, send, settings
+):
+    settings.CONFIGCAT_SEGMENT = {**settings.CONFIGCAT_SEGMENT, "WEBHOOK_DUPLICATE_SECONDS": 0}
     segment_connection.refresh_from_db()
     with CaptureQueriesContext(db_connection) as captured:
         response = send(segment_connection, configcat_body())
     assert response.status_code == 200
     assert Event.objects.count() == 2
-    sql = statements(captured)
-    shape = [s.split()[0] + (" " + s.split()[2] if s.startswith("INSERT") else "") for s in sql]
-    assert shape == [
-        "SELECT",  # the connection
-        'INSERT "configcat_segment_webhookreceipt"',  # the raw receipt, before the events
-        "SAVEPOINT",  # so that a failed events insert leaves the receipt, with the error
-        'INSERT "configcat_segment_event"',  # every event in one statement
-        "RELEASE",
-    ]
+    assert shape(captured) == LEAN
     receipt = WebhookReceipt.objects.get()
     assert (receipt.outcome, receipt.error) == ("processed", "")
+
+
+def test_absorbing_configcat_retries_costs_two_more(segment_connection, send):
+    """WEBHOOK_DUPLICATE_SECONDS (on by default): the connection's webhooks one at a time
+    (a lock), and the lookup of an identical body received recently."""
+    segment_connection.refresh_from_db()
+    with CaptureQueriesContext(db_connection) as captured:
+        response = send(segment_connection, configcat_body())
+    assert response.status_code == 200
+    assert Event.objects.count() == 2
+    assert shape(captured) == [*LEAN[:2], "SELECT", "SELECT", *LEAN[2:]]
 
 
 def test_a_webhook_whose_events_cannot_be_written_keeps_its_receipt_with_the_error(
