@@ -12,6 +12,7 @@ import difflib
 import functools
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+
+from .segment.addresses import EndpointPolicy, parse_entry
 
 SETTING_NAME = "CONFIGCAT_SEGMENT"
 
@@ -170,6 +173,36 @@ def _optional_http_url(value: Any) -> str | None:
     return "must be an http:// or https:// URL or None"
 
 
+def _endpoint_allowlist(value: Any) -> str | None:
+    if not isinstance(value, list | tuple):
+        return "must be a list of host names, IP addresses or networks"
+    for entry in value:
+        if isinstance(entry, str) and not entry.strip():
+            return "must list host names, IP addresses or networks, not an empty string"
+        if parse_entry(entry) is None:
+            return (
+                f"must list host names, IP addresses or networks ('segment-proxy.internal', "
+                f"'10.0.0.0/8'); {entry!r} is not a host name, an IP address or a network"
+            )
+    return None
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_names(value: Any) -> str | None:
+    from .redaction import is_secret_header  # redaction reads these settings
+
+    if not isinstance(value, list | tuple):
+        return "must be a list of header names"
+    for name in value:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            return f"must list header names; {name!r} is not a header name"
+        if is_secret_header(name):
+            return f"must not list {name!r}, which carries credentials: it is never stored"
+    return None
+
+
 # -- the settings ------------------------------------------------------------------------
 
 
@@ -185,8 +218,14 @@ class AppSettings:
     WEBHOOK_TOLERANCE_SECONDS: int = 300
     WEBHOOK_MAX_BODY_BYTES: int = 256 * 1024
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
+    # Setting changes of one webhook that become events; the rest stay in the receipt.
+    MAX_CHANGES_PER_WEBHOOK: int = 1000
+    # Headers whose values receipts keep, besides redaction.HARMLESS_HEADERS.
+    RECEIPT_HEADERS: tuple[str, ...] = ()
 
     # Delivery.
+    # Custom endpoints may point here although these are not public addresses.
+    ALLOWED_ENDPOINT_HOSTS: tuple[str, ...] = ()
     BATCH_SIZE: int = 500
     MAX_ATTEMPTS: int = 20
     MAX_AGE_SECONDS: int = 3 * 24 * 3600
@@ -249,6 +288,9 @@ VALIDATORS: Mapping[str, Validator] = {
     "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
+    "MAX_CHANGES_PER_WEBHOOK": _positive_int,
+    "RECEIPT_HEADERS": _header_names,
+    "ALLOWED_ENDPOINT_HOSTS": _endpoint_allowlist,
     "BATCH_SIZE": _positive_int,
     "MAX_ATTEMPTS": _positive_int,
     "MAX_AGE_SECONDS": _seconds(_positive_int),
@@ -337,7 +379,15 @@ def get_settings() -> AppSettings:
     values = {k: v for k, v in raw.items() if k in DEFAULTS}
     if isinstance(values.get("FLAG_OVERRIDES"), os.PathLike):
         values["FLAG_OVERRIDES"] = os.fspath(values["FLAG_OVERRIDES"])
+    for key in ("ALLOWED_ENDPOINT_HOSTS", "RECEIPT_HEADERS"):
+        if key in values:
+            values[key] = tuple(values[key])
     return AppSettings(**values)
+
+
+def endpoint_policy() -> EndpointPolicy:
+    """Where custom endpoints may point besides public addresses (``ALLOWED_ENDPOINT_HOSTS``)."""
+    return EndpointPolicy.from_entries(get_settings().ALLOWED_ENDPOINT_HOSTS)
 
 
 def _reset(*, setting: str, **kwargs: Any) -> None:

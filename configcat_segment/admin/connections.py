@@ -31,6 +31,7 @@ from ..forms import (
 from ..models import SegmentConnection
 from ..operations.admin import TestSendAdmin
 from ..redaction import redact
+from .search import BoundedSearchAdmin
 
 sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
 
@@ -57,7 +58,7 @@ FIELDSETS: list[tuple[Any, Sequence[str]]] = [
 
 
 @admin.register(SegmentConnection)
-class SegmentConnectionAdmin(TestSendAdmin):
+class SegmentConnectionAdmin(TestSendAdmin, BoundedSearchAdmin):
     form = SegmentConnectionForm
     list_display = [
         "name",

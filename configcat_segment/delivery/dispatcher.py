@@ -53,7 +53,6 @@ from ..segment.payloads import isoformat
 from ..segment.retry import (
     Verdict,
     backoff_seconds,
-    classify,
     give_up_reason,
     parse_retry_after,
     probe_seconds,
@@ -325,7 +324,7 @@ class Dispatcher:
                 timeout=self.settings.HTTP_TIMEOUT_SECONDS,
             )
             rnd.report.requests += 1
-            verdict = classify(answer.status)
+            verdict = answer.verdict
             group = request.events
             if verdict is Verdict.REJECTED:
                 if len(group) > 1:

@@ -21,7 +21,12 @@ from django.utils.translation import gettext_lazy as _
 from ..redaction import redact
 from ..segment import regions
 from ..signals import connection_healthy, connection_unhealthy
-from ..validators import validate_endpoint, validate_signing_key, validate_write_key
+from ..validators import (
+    validate_endpoint,
+    validate_signing_key,
+    validate_single_line,
+    validate_write_key,
+)
 
 
 def _new_salt() -> str:
@@ -84,7 +89,9 @@ class SegmentConnection(models.Model):
     )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(_("name"), max_length=100, unique=True)
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
     write_key = models.CharField(_("write key"), max_length=255, validators=[validate_write_key])
     region = models.CharField(_("region"), max_length=10, choices=Region.choices, default=Region.US)
     custom_endpoint = models.CharField(
@@ -102,12 +109,14 @@ class SegmentConnection(models.Model):
         _("ConfigCat product id"),
         max_length=100,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Used when a webhook's URL does not carry the product id."),
     )
     product_name = models.CharField(
         _("ConfigCat product name"),
         max_length=200,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Webhooks carry no product name; this one is sent as product_name."),
     )
     signing_key = models.CharField(

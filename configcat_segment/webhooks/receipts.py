@@ -21,6 +21,7 @@ from typing import NamedTuple
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
@@ -233,7 +234,9 @@ def _forward(
         return Outcome.IGNORED, "The connection is disconnected: nothing was forwarded.", []
     if not connection.forward_changes:
         return Outcome.IGNORED, "The connection does not forward flag changes.", []
-    change, problems = body.parse(bytes(receipt.body))
+    change, problems = body.parse(
+        bytes(receipt.body), max_changes=get_settings().MAX_CHANGES_PER_WEBHOOK
+    )
     messages = changed.flag_changed_messages(
         change,
         key=receipt.webhook_id or f"receipt-{receipt.pk}",

@@ -113,11 +113,11 @@ def broken_parser(monkeypatch):
     calls = []
     real = body.parse
 
-    def parse(raw_body):
+    def parse(raw_body, **kwargs):
         calls.append(raw_body)
         if len(calls) == 1:
             raise RuntimeError("parser bug")
-        return real(raw_body)
+        return real(raw_body, **kwargs)
 
     monkeypatch.setattr(body, "parse", parse)
     return calls

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('configcat_segment', '0006_reconcile_webhook_retries'),
+        ('configcat_segment', '0007_hardening_text_validators'),
     ]
 
     operations = [
