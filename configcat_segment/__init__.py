@@ -1,7 +1,8 @@
 """ConfigCat feature flag changes and evaluations, forwarded to Twilio Segment.
 
-``get_client``, ``aget_client``, ``forward_evaluations`` and ``flush`` are imported on
-first use, so importing the package loads neither Django models nor the ConfigCat SDK.
+``get_client``, ``aget_client``, ``forward_evaluations``, ``flush`` and
+``without_forwarding`` are imported on first use, so importing the package loads neither
+Django models nor the ConfigCat SDK.
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "aget_client", "flush", "forward_evaluations", "get_client"]
+__all__ = [
+    "__version__",
+    "aget_client",
+    "flush",
+    "forward_evaluations",
+    "get_client",
+    "without_forwarding",
+]
 
 if TYPE_CHECKING:
     from .evaluations.client import aget_client, forward_evaluations, get_client
+    from .evaluations.context import without_forwarding
     from .evaluations.store import flush
 
 _LAZY = {
@@ -21,6 +30,7 @@ _LAZY = {
     "aget_client": "evaluations.client",
     "forward_evaluations": "evaluations.client",
     "flush": "evaluations.store",
+    "without_forwarding": "evaluations.context",
 }
 
 

@@ -200,6 +200,66 @@ def check_lease(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
     ]
 
 
+EXPOSURE_KEYS = (
+    "EXPOSURE_POLICY",
+    "FLAG_ALLOWLIST",
+    "FLAG_DENYLIST",
+    "FLAG_EXPOSURE_POLICIES",
+    "FLAG_SAMPLE_RATES",
+)
+
+
+def check_exposure_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """What the exposure settings mean together (each value alone is checked by E003)."""
+    from .conf import DEFAULTS, exposure_rules
+    from .evaluations import exposure
+
+    try:
+        settings = get_settings()
+    except ImproperlyConfigured:  # E003 reports it
+        return []
+    changed = [key for key in EXPOSURE_KEYS if getattr(settings, key) != DEFAULTS[key]]
+    if not settings.FORWARD_EVALUATIONS:
+        if not changed:
+            return []
+        return [
+            checks.Warning(
+                f"{', '.join(setting_path(key) for key in changed)} "
+                f"{'is' if len(changed) == 1 else 'are'} set, but "
+                f"{setting_path('FORWARD_EVALUATIONS')} is off: no evaluation is forwarded.",
+                hint="Remove the exposure settings, or turn FORWARD_EVALUATIONS on.",
+                id="configcat_segment.W020",
+            )
+        ]
+    found: list[checks.CheckMessage] = []
+    overlap = exposure.overlap_problem(settings.FLAG_ALLOWLIST, settings.FLAG_DENYLIST)
+    if overlap:
+        found.append(
+            checks.Warning(
+                f"In {setting_path('FLAG_ALLOWLIST')} and {setting_path('FLAG_DENYLIST')}, "
+                f"{overlap}: the deny list wins, so the flag is never forwarded.",
+                hint="Remove the pattern from one of the lists.",
+                id="configcat_segment.W021",
+            )
+        )
+    rules = exposure_rules(settings)
+    sends_nothing = settings.FLAG_ALLOWLIST == () or (
+        rules.policy == exposure.NONE
+        and all(policy == exposure.NONE for _, policy in rules.flag_policies)
+    )
+    if sends_nothing:
+        found.append(
+            checks.Warning(
+                "The exposure settings forward no evaluation of any flag "
+                f'({setting_path("FLAG_ALLOWLIST")} is empty, or every policy is "none").',
+                hint="To forward none, set FORWARD_EVALUATIONS to False (the middleware then "
+                'does less); to forward some, add them to FLAG_ALLOWLIST or give them "all".',
+                id="configcat_segment.W022",
+            )
+        )
+    return found
+
+
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
@@ -233,4 +293,5 @@ def register() -> None:
     checks.register(check_unsigned_webhooks, checks.Tags.security)
     checks.register(check_celery)
     checks.register(check_lease)
+    checks.register(check_exposure_settings)
     checks.register(check_api_base_url, checks.Tags.security)

@@ -22,6 +22,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from .evaluations import exposure
 from .segment.addresses import EndpointPolicy, parse_entry
 
 SETTING_NAME = "CONFIGCAT_SEGMENT"
@@ -173,6 +174,49 @@ def _optional_http_url(value: Any) -> str | None:
     return "must be an http:// or https:// URL or None"
 
 
+def _patterns(value: Any) -> str | None:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        return "must be a list of flag key patterns such as ['checkout*', 'beta-?']"
+    for pattern in value:
+        problem = exposure.pattern_problem(pattern)
+        if problem:
+            return f"has a bad pattern: {problem}"
+    return None
+
+
+def _optional_patterns(value: Any) -> str | None:
+    if value is None:
+        return None
+    problem = _patterns(value)
+    return f"{problem}, or None for every flag" if problem and "list" in problem else problem
+
+
+def _pattern_mapping(value_problem: Validator, example: str) -> Validator:
+    """A dict of flag key patterns to values; (pattern, value) pairs are accepted too."""
+
+    def validate(value: Any) -> str | None:
+        pairs = _as_pairs(value)
+        if pairs is None:
+            return f"must be a dict of flag key patterns, such as {example}"
+        for pattern, item in pairs:
+            problem = exposure.pattern_problem(pattern) or value_problem(item)
+            if problem:
+                return f"has a bad entry: {problem}"
+        return None
+
+    return validate
+
+
+def _as_pairs(value: Any) -> tuple[tuple[Any, Any], ...] | None:
+    if isinstance(value, Mapping):
+        return tuple(value.items())
+    if isinstance(value, list | tuple) and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in value
+    ):
+        return tuple((pattern, item) for pattern, item in value)
+    return None
+
+
 def _endpoint_allowlist(value: Any) -> str | None:
     if not isinstance(value, list | tuple):
         return "must be a list of host names, IP addresses or networks"
@@ -254,10 +298,22 @@ class AppSettings:
     DEDUP_WINDOW_SECONDS: int = 300
     DEDUP_MAX_KEYS: int = 100_000
     SAMPLE_RATE: float = 1.0
+    # What counts as an exposure (evaluations/exposure.py): "all", "decided" (by a
+    # targeting rule or a percentage option) or "none", per flag; allow and deny lists of
+    # flag key patterns; per-flag sample rates on top of SAMPLE_RATE. Lists and dicts are
+    # kept as tuples (of pairs), in the order written.
+    EXPOSURE_POLICY: str = "all"
+    FLAG_ALLOWLIST: tuple[str, ...] | None = None
+    FLAG_DENYLIST: tuple[str, ...] = ()
+    FLAG_EXPOSURE_POLICIES: tuple[tuple[str, str], ...] = ()
+    FLAG_SAMPLE_RATES: tuple[tuple[str, float], ...] = ()
     LONG_VALUE_LENGTH: int = 256
     SEND_CLIENT_IP: bool = False
     ANONYMOUS_ID_COOKIE: str = "ajs_anonymous_id"
     SET_ANONYMOUS_ID_COOKIE: bool = False
+    # The cookie's Domain, as analytics.js sets it (".example.com" on www.example.com);
+    # None: the host only, as analytics.js does on localhost and IP addresses.
+    ANONYMOUS_ID_COOKIE_DOMAIN: str | None = None
     EVALUATION_BUFFER_SIZE: int = 10_000
     EVALUATION_FLUSH_SECONDS: float = 1.0
     # "thread": a background thread writes buffered evaluations; "manual": only
@@ -315,10 +371,18 @@ VALIDATORS: Mapping[str, Validator] = {
     "DEDUP_WINDOW_SECONDS": _seconds(_non_negative_int),
     "DEDUP_MAX_KEYS": _positive_int,
     "SAMPLE_RATE": _fraction,
+    "EXPOSURE_POLICY": _one_of(*exposure.POLICIES),
+    "FLAG_ALLOWLIST": _optional_patterns,
+    "FLAG_DENYLIST": _patterns,
+    "FLAG_EXPOSURE_POLICIES": _pattern_mapping(
+        exposure.policy_problem, "{'checkout*': 'decided', 'internal-*': 'none'}"
+    ),
+    "FLAG_SAMPLE_RATES": _pattern_mapping(exposure.rate_problem, "{'banner*': 0.1}"),
     "LONG_VALUE_LENGTH": _positive_int,
     "SEND_CLIENT_IP": _boolean,
     "ANONYMOUS_ID_COOKIE": _optional_text,
     "SET_ANONYMOUS_ID_COOKIE": _boolean,
+    "ANONYMOUS_ID_COOKIE_DOMAIN": _optional_text,
     "EVALUATION_BUFFER_SIZE": _positive_int,
     "EVALUATION_FLUSH_SECONDS": _seconds(_positive_number),
     "EVALUATION_WRITER": _one_of("thread", "manual"),
@@ -379,6 +443,12 @@ def get_settings() -> AppSettings:
     values = {k: v for k, v in raw.items() if k in DEFAULTS}
     if isinstance(values.get("FLAG_OVERRIDES"), os.PathLike):
         values["FLAG_OVERRIDES"] = os.fspath(values["FLAG_OVERRIDES"])
+    for key in ("FLAG_ALLOWLIST", "FLAG_DENYLIST"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    for key in ("FLAG_EXPOSURE_POLICIES", "FLAG_SAMPLE_RATES"):
+        if key in values:
+            values[key] = _as_pairs(values[key])
     for key in ("ALLOWED_ENDPOINT_HOSTS", "RECEIPT_HEADERS"):
         if key in values:
             values[key] = tuple(values[key])
@@ -396,3 +466,14 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_reset, dispatch_uid="configcat_segment.conf.reset")
+
+
+def exposure_rules(settings: AppSettings) -> exposure.ExposureRules:
+    """The exposure rules the settings describe (what the evaluation hook records)."""
+    return exposure.ExposureRules.build(
+        policy=settings.EXPOSURE_POLICY,
+        allowlist=settings.FLAG_ALLOWLIST,
+        denylist=settings.FLAG_DENYLIST,
+        flag_policies=settings.FLAG_EXPOSURE_POLICIES,
+        flag_sample_rates=settings.FLAG_SAMPLE_RATES,
+    )

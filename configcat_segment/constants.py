@@ -5,6 +5,8 @@ from typing import Final
 # Event names, exactly as the seed documents spell them.
 FLAG_CHANGED: Final = "Feature Flag Changed"
 FLAG_EVALUATED: Final = "Feature Flag Evaluated"
+# Segment's A/B testing spec, for evaluations a percentage option decided.
+EXPERIMENT_VIEWED: Final = "Experiment Viewed"
 
 # ConfigCat's own Segment events carry this; ours do too, so destinations treat them alike.
 INTEGRATION: Final = {"name": "configcat", "version": "1.0.0"}

@@ -22,6 +22,8 @@ from django.views.decorators.http import require_POST
 from ..constants import WEBHOOK_BODY_TEMPLATE
 from ..forms import (
     CONFIGCAT_FIELDS,
+    EXPOSURE_FIELDS,
+    PERSONAL_DATA_FIELDS,
     REMOVABLE_SECRETS,
     REMOVE_BOXES,
     SECRET_FIELDS,
@@ -53,6 +55,8 @@ FIELDSETS: list[tuple[Any, Sequence[str]]] = [
     (None, SEGMENT_FIELDS),
     (_("ConfigCat"), CONFIGCAT_FIELDS),
     (_("What it forwards"), SegmentConnection.FORWARDING_FIELDS),
+    (_("Which evaluations (exposures)"), EXPOSURE_FIELDS),
+    (_("Personal data in evaluations"), PERSONAL_DATA_FIELDS),
     (STATUS, STATUS_FIELDS),
 ]
 

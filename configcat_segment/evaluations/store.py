@@ -38,6 +38,7 @@ from django.db import router, transaction
 from ..conf import SETTING_NAME, get_settings
 from ..logthrottle import LogThrottle
 from .payloads import Evaluation, messages_for
+from .policies import policy_for
 
 if TYPE_CHECKING:
     from ..delivery.rows import Row
@@ -46,12 +47,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOG_INTERVAL = 60.0
+# The EvaluationCounter of anonymous ids drawn at random (no cookie, no session) and sent.
+RANDOM_ANONYMOUS_IDS = "random_anonymous_ids"
 # Events per INSERT statement: large enough to be cheap, small enough for any database.
 INSERT_CHUNK = 1000
 
 
 class DatabaseUnavailable(Exception):
-    """The database failed and does not answer a trivial query: no evaluation is at fault."""
+    """The database failed and does not answer a trivial query, or failed in a way that
+    passes (a deadlock): no evaluation is at fault, and the batch is tried again later."""
 
 
 class Written(NamedTuple):
@@ -275,8 +279,8 @@ def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None)
         connections = list(SegmentConnection.objects.forwarding_evaluations())
     except Exception as exc:
         raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    built, unwritable = _build(evaluations, connections)
-    counts = Counter(counts) + Counter(unwritable=len(unwritable))
+    built, unwritable, built_counts = _build(evaluations, connections)
+    counts = Counter(counts) + built_counts + Counter(unwritable=len(unwritable))
     if not any(events for _, events in built) and not counts:
         return Written(0, unwritable, Counter())
     try:
@@ -306,40 +310,69 @@ _Built = list[tuple[Evaluation, list["Row"]]]
 
 def _build(
     evaluations: Sequence[Evaluation], connections: Sequence[SegmentConnection]
-) -> tuple[_Built, list[tuple[Evaluation, Exception]]]:
-    """Each evaluation with its unsaved events, and those whose messages could not be built."""
+) -> tuple[_Built, list[tuple[Evaluation, Exception]], Counter[str]]:
+    """Each evaluation with its unsaved events, those whose messages could not be built,
+    and the counts of what was built (``random_anonymous_ids``).
+
+    Each connection's policies decide what it gets (:func:`.policies.policy_for`): which
+    exposures, what personal data, and whether "Experiment Viewed".
+    """
     from ..delivery.rows import build_row
 
     long_value_length = get_settings().LONG_VALUE_LENGTH
+    policies = [(connection, policy_for(connection)) for connection in connections]
     built: _Built = []
     unbuildable = []
-    users: dict[int, dict[str, Any]] = {}  # while evaluations holds every user alive
+    # (connection, anonymous id) pairs drawn at random: each is a new tracked user in
+    # Segment. A request's evaluations share one id; outside requests each has its own.
+    random_ids: set[tuple[Any, Any]] = set()
     for evaluation in evaluations:
         try:
-            events = [
-                build_row(connection.pk, message, flag_key=evaluation.flag_key)
-                for connection in connections
-                for message in messages_for(
+            events = []
+            for connection, policy in policies:
+                if not policy.exposure.admits(
+                    evaluation.flag_key,
+                    evaluation.user_id or evaluation.anonymous_id,
+                    by_rule=evaluation.by_rule,
+                    by_percentage=evaluation.by_percentage,
+                ):
+                    continue
+                messages = messages_for(
                     evaluation,
                     salt=connection.message_id_salt,
                     long_value_length=long_value_length,
-                    users=users,
+                    personal_data=policy.personal_data,
+                    experiments=policy.experiments,
                 )
-            ]
+                events += [
+                    build_row(connection.pk, message, flag_key=evaluation.flag_key)
+                    for message in messages
+                ]
+                if evaluation.random_anonymous_id and messages:
+                    random_ids.add((connection.pk, evaluation.anonymous_id or id(evaluation)))
         except Exception as exc:
             unbuildable.append((evaluation, exc))
         else:
             built.append((evaluation, events))
-    return built, unbuildable
+    counts: Counter[str] = Counter()
+    if random_ids:
+        counts[RANDOM_ANONYMOUS_IDS] = len(random_ids)
+    return built, unbuildable, counts
 
 
 def _insert(built: _Built) -> int:
     from ..delivery.outbox import enqueue_rows
 
-    rows = [row for _, evaluation_rows in built for row in evaluation_rows]
-    for start in range(0, len(rows), INSERT_CHUNK):
-        enqueue_rows(rows[start : start + INSERT_CHUNK])
-    return len(rows)
+    events = [event for _, evaluation_events in built for event in evaluation_events]
+    # In one order every process agrees on: processes inserting the same ids (each its own
+    # first-seen copy of an evaluation) then take their unique-index locks in the same
+    # order, and wait for each other instead of deadlocking (benchmarks/fleet.py found it
+    # on PostgreSQL). Identifies first, so a user's traits go before their events; then by
+    # messageId (a message's type follows from its id, so the order is the same for all).
+    events.sort(key=lambda event: (event.type != "identify", event.message_id))
+    for start in range(0, len(events), INSERT_CHUNK):
+        enqueue_rows(events[start : start + INSERT_CHUNK])
+    return len(events)
 
 
 def _insert_or_split(built: _Built, alias: str, refused: list[tuple[Evaluation, Exception]]) -> int:
@@ -362,9 +395,17 @@ def _halves(built: _Built) -> list[_Built]:
     return [built[:middle], built[middle:]] if middle else [built]
 
 
+# SQLSTATEs of failures that pass: a deadlock, a serialization failure. Retried whole.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def _raise_if_unavailable(alias: str, error: Exception) -> None:
-    """Raise :class:`DatabaseUnavailable` if the database does not answer ``SELECT 1``: then
-    ``error`` is the database's, not the batch's."""
+    """Raise :class:`DatabaseUnavailable` if ``error`` is one that passes (a deadlock with
+    another writer), or if the database does not answer ``SELECT 1``: then ``error`` is
+    the database's, not the batch's."""
+    sqlstate = getattr(error.__cause__, "sqlstate", None) or getattr(error, "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        raise DatabaseUnavailable(f"{type(error).__name__}: {error}") from error
     try:
         with db.connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -376,7 +417,7 @@ def store_counts(counts: Counter[str]) -> None:
     """Add ``counts`` to the ``EvaluationCounter`` rows of the same names."""
     from ..models import EvaluationCounter
 
-    for name, amount in counts.items():
+    for name, amount in sorted(counts.items()):  # one order everywhere: no deadlock
         EvaluationCounter.objects.add(name, amount)
 
 

@@ -18,7 +18,7 @@ from django.utils.formats import number_format
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from ..models import Event
 from ..text import contains_nul
 
@@ -28,12 +28,14 @@ PARAMS: Final = ("connection", "kind", "status", "flag_key", "user_id", "since",
 KINDS: Final = {
     "changed": _("Changed"),
     "evaluated": _("Evaluated"),
+    "experiment": _("Experiment viewed"),
     "identify": _("Identify"),
 }
 
 _KIND_LOOKUPS: Final = {
     "changed": Q(type=Event.Type.TRACK, event_name=FLAG_CHANGED),
     "evaluated": Q(type=Event.Type.TRACK, event_name=FLAG_EVALUATED),
+    "experiment": Q(type=Event.Type.TRACK, event_name=EXPERIMENT_VIEWED),
     "identify": Q(type=Event.Type.IDENTIFY),
 }
 

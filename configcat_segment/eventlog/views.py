@@ -107,6 +107,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "filter": listing.filter,
             "errors": listing.errors,
             "health": health,
+            "evaluation_counters": overview.evaluation_counters(),
             "chart": hourly_chart(overview.events_per_hour()),
             "chart_series": CHART_SERIES,
             "connections": [row.connection for row in health],

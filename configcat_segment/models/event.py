@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from .connection import SegmentConnection
 from .lookups import InConstants
 from .receipt import WebhookReceipt
@@ -156,12 +156,14 @@ class Event(models.Model):
 
     @property
     def kind(self) -> str:
-        """``changed``, ``evaluated`` or ``identify``: what the event log shows."""
+        """``changed``, ``evaluated``, ``experiment`` or ``identify``: what the event log shows."""
         if self.type == self.Type.IDENTIFY:
             return "identify"
-        return {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated"}.get(
-            self.event_name, self.event_name
-        )
+        return {
+            FLAG_CHANGED: "changed",
+            FLAG_EVALUATED: "evaluated",
+            EXPERIMENT_VIEWED: "experiment",
+        }.get(self.event_name, self.event_name)
 
 
 # The outbox's queries name the statuses of its partial index in their SQL (see lookups).

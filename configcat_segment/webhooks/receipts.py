@@ -10,12 +10,11 @@ Nothing here knows about HTTP: the view (:mod:`.views`) and the admin call it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
@@ -25,7 +24,7 @@ from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
-from ..signals import flag_changed
+from ..signals import announce_changes
 from ..text import is_clean
 from . import body, changed, retries
 from .signing import VerifiedWebhook
@@ -147,8 +146,7 @@ def receive(
         WebhookReceipt.objects.filter(pk=receipt.pk).update(
             outcome=receipt.outcome, error=receipt.error
         )
-    if created:
-        transaction.on_commit(functools.partial(_announce, receipt.connection, created))
+    announce_changes(receipt.connection, created)
     return Received(receipt, created)
 
 
@@ -195,8 +193,7 @@ def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
         outcome, error = Outcome.FAILED, traceback.format_exc()
     receipt.outcome, receipt.error = outcome, error
     WebhookReceipt.objects.filter(pk=receipt.pk).update(outcome=outcome, error=error)
-    if created:
-        transaction.on_commit(functools.partial(_announce, receipt.connection, created))
+    announce_changes(receipt.connection, created)
     return created
 
 
@@ -261,8 +258,3 @@ def _forward(
     created = outbox.enqueue(events) if write else events
     outcome = Outcome.PROCESSED_WITH_ERRORS if problems else Outcome.PROCESSED
     return outcome, "\n".join(problems), created
-
-
-def _announce(connection: SegmentConnection, events: Sequence[Event]) -> None:
-    for event in events:
-        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)

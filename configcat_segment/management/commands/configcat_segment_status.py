@@ -81,9 +81,12 @@ class Command(JSONCommand):
                 "events": totals,
                 # Evaluations not forwarded, summed over every process: "dropped" when
                 # the in-memory buffer was full, "failed" when the SDK could not evaluate.
+                # And a cost: "random_anonymous_ids", the anonymous ids drawn at random
+                # (no cookie, no session) and sent, each one a tracked user in Segment.
                 "evaluations": {
                     EvaluationCounter.DROPPED: 0,
                     EvaluationCounter.FAILED: 0,
+                    EvaluationCounter.RANDOM_ANONYMOUS_IDS: 0,
                     **EvaluationCounter.objects.totals(),
                 },
             }

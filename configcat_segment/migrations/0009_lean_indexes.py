@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('configcat_segment', '0007_hardening_text_validators'),
+        ('configcat_segment', '0008_exposure_policies'),
     ]
 
     operations = [
