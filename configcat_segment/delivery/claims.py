@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q, TextField
+from django.db.models.functions import Cast
 
 from ..models import Event, SegmentConnection
 
@@ -28,7 +29,7 @@ class Claimed:
     """A claimed event: just what sending and settling it needs."""
 
     pk: int
-    payload: dict[str, Any]
+    text: str  # the message, as stored: sent as it is
     attempts: int  # this one included
     queued_at: dt.datetime
 
@@ -80,12 +81,32 @@ def claim(
         )
         if connections[using].features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
-        rows = list(due.values_list("pk", "payload", "attempts", "queued_at")[:limit])
-        if rows:
-            Event.objects.using(using).filter(pk__in=[row[0] for row in rows]).update(
-                next_attempt_at=lease_until, attempts=F("attempts") + 1
-            )
-    return [Claimed(pk, payload, attempts + 1, queued) for pk, payload, attempts, queued in rows]
+        # The stored text, not a decoded dict: it is sent as it is.
+        rows = list(
+            due.annotate(text=Cast("payload", TextField())).values_list(
+                "pk", "text", "attempts", "queued_at", "status"
+            )[:limit]
+        )
+        # A claimed event is pending (a failed one being retried becomes pending again):
+        # a pending event due later than now is one being sent, which requeueing (failed
+        # and dead events only) and fixing the connection's credentials (failed events
+        # only) leave alone, so neither can make it due again, and sent twice, while
+        # this round sends it.
+        lease = {"next_attempt_at": lease_until, "attempts": F("attempts") + 1}
+        events = Event.objects.using(using)
+        pending = [row[0] for row in rows if row[4] != Event.Status.FAILED]
+        failed = [row[0] for row in rows if row[4] == Event.Status.FAILED]
+        if pending:
+            events.filter(pk__in=pending).update(**lease)
+        if failed:
+            events.filter(pk__in=failed).update(**lease, status=Event.Status.PENDING)
+    return [Claimed(pk, text, attempts + 1, queued) for pk, text, attempts, queued, _ in rows]
+
+
+def text_size(event: Claimed) -> int:
+    """The size in bytes of ``event``'s message as sent."""
+    text = event.text
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def settle(using: str, events: Sequence[Claimed], lease_until: dt.datetime, **values: Any) -> int:

@@ -40,6 +40,7 @@ from ..segment import transport
 from ..segment.batching import plan_batches
 from ..segment.payloads import isoformat
 from ..segment.retry import Verdict
+from ..segment.wire import Messages
 from . import claims, connection_state
 from .claims import Claimed
 from .halving import Halving
@@ -151,9 +152,9 @@ class Dispatcher:
         connection = round_.connection
         plan = plan_batches(
             events,
-            lambda e: e.payload,
             sent_at=isoformat(round_.now),
             write_key=connection.write_key,
+            text_size=claims.text_size,
         )
         if plan.oversized:
             with round_.settling():
@@ -165,7 +166,7 @@ class Dispatcher:
                 break
             part = search.next_part()
             answer = self.send(
-                [e.payload for e in part.items],
+                Messages([e.text for e in part.items]),
                 endpoint=connection.endpoint,
                 write_key=connection.write_key,
                 sent_at=isoformat(self.clock()),  # the same length as the plan's

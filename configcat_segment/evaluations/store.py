@@ -30,7 +30,8 @@ from .payloads import Evaluation, messages_for
 from .policies import policy_for
 
 if TYPE_CHECKING:
-    from ..models import Event, SegmentConnection
+    from ..delivery.rows import Row
+    from ..models import SegmentConnection
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def write(evaluations: Sequence[Evaluation], counts: Counter[str] | None = None)
     return Written(stored, unwritable + refused, counts)
 
 
-_Built = list[tuple[Evaluation, list["Event"]]]
+_Built = list[tuple[Evaluation, list["Row"]]]
 
 
 def _build(
@@ -108,7 +109,7 @@ def _build(
     Each connection's policies decide what it gets (:func:`.policies.policy_for`): which
     exposures, what personal data, and whether "Experiment Viewed".
     """
-    from ..delivery.outbox import build_event
+    from ..delivery.rows import build_row
 
     long_value_length = get_settings().LONG_VALUE_LENGTH
     policies = [(connection, policy_for(connection)) for connection in connections]
@@ -136,7 +137,7 @@ def _build(
                     experiments=policy.experiments,
                 )
                 events += [
-                    build_event(connection, message, flag_key=evaluation.flag_key)
+                    build_row(connection.pk, message, flag_key=evaluation.flag_key)
                     for message in messages
                 ]
                 if evaluation.random_anonymous_id and messages:
@@ -152,7 +153,7 @@ def _build(
 
 
 def _insert(built: _Built) -> int:
-    from ..delivery.outbox import enqueue
+    from ..delivery.outbox import enqueue_rows
 
     events = [event for _, evaluation_events in built for event in evaluation_events]
     # In one order every process agrees on: processes inserting the same ids (each its own
@@ -162,14 +163,14 @@ def _insert(built: _Built) -> int:
     # messageId (a message's type follows from its id, so the order is the same for all).
     events.sort(key=lambda event: (event.type != "identify", event.message_id))
     for start in range(0, len(events), INSERT_CHUNK):
-        enqueue(events[start : start + INSERT_CHUNK], ignore_conflicts=True)
+        enqueue_rows(events[start : start + INSERT_CHUNK])
     return len(events)
 
 
 def _insert_in_halves(built: _Built, alias: str) -> tuple[int, list[tuple[Evaluation, Exception]]]:
     """Insert ``built`` half by half, each part in its own savepoint, until the evaluations
     the database refuses stand alone: how many events were stored, and those refused."""
-    search: Halving[tuple[Evaluation, list[Event]], Exception] = Halving(halves(built))
+    search: Halving[tuple[Evaluation, list[Row]], Exception] = Halving(halves(built))
     stored = 0
     while search:
         part = search.next_part()

@@ -338,9 +338,11 @@ def test_an_answer_to_old_credentials_says_nothing_about_new_ones(
         return transport.send(messages, **kwargs)  # the old key: 401
 
     dispatcher = Dispatcher(clock=clock, random=lambda: 0.0, send=send)
-    # Saving made the events due at once, so this round's claim on them is gone: its
-    # outcome is discarded (they are sent again; at least once, same messageId).
-    assert dispatcher.deliver(connection.pk).lost == 3
+    # Saving leaves the events this round is sending alone (they are pending, claimed);
+    # the answer to the old key says nothing of the new one: they go back to the queue,
+    # attempts untouched.
+    report = dispatcher.deliver(connection.pk)
+    assert (report.released, report.lost, report.waiting) == (3, 0, 0)
     connection.refresh_from_db()
     assert connection.is_healthy
     assert connection.delivery_paused_until is None
