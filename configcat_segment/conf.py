@@ -22,6 +22,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .evaluations import exposure
+from .header_names import is_secret_header
 from .segment.addresses import EndpointPolicy, parse_entry
 
 SETTING_NAME = "CONFIGCAT_SEGMENT"
@@ -244,8 +245,6 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _header_names(value: Any) -> str | None:
-    from .redaction import is_secret_header  # redaction reads these settings
-
     if not isinstance(value, list | tuple):
         return "must be a list of header names"
     for name in value:
@@ -274,7 +273,7 @@ class AppSettings:
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
     # Setting changes of one webhook that become events; the rest stay in the receipt.
     MAX_CHANGES_PER_WEBHOOK: int = 1000
-    # Headers whose values receipts keep, besides redaction.HARMLESS_HEADERS.
+    # Headers whose values receipts keep, besides header_names.HARMLESS_HEADERS.
     RECEIPT_HEADERS: tuple[str, ...] = ()
 
     # Delivery.

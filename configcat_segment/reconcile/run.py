@@ -34,7 +34,6 @@ from django.utils import timezone
 from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection
-from ..signals import announce_changes
 from . import claims, forward, received
 from .answers import AuditLogError
 from .client import AuditLogClient
@@ -283,7 +282,7 @@ def _window(
             SegmentConnection.objects.filter(pk=connection.pk).filter(
                 Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=end)
             ).update(reconciled_until=end)
-            announce_changes(connection, created)
+            outbox.announce_changes(connection, created)
     outcome.forwarded = len(outcome.changes)
     outcome.truncated += sum(1 for s in new if s.entry.truncated)
     outcome.skipped = +outcome.skipped  # no zero counts
