@@ -292,8 +292,7 @@ def test_rule_modules_are_pure(module):
 
 def test_no_module_is_over_the_line_limit():
     long = {
-        name: len(path.read_text(encoding="utf-8").splitlines())
-        for name, path in MODULES.items()
+        name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()
     }
     over = {name: n for name, n in long.items() if n > MAX_LINES and name not in LONG_MODULES}
     assert over == {}
