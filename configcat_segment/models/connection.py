@@ -1,7 +1,7 @@
 """A Segment connection: where events go, and the ConfigCat webhook that feeds it.
 
 Two groups of its fields, with what changes them, live in modules of their own:
-:mod:`.connection_state` (connected, healthy, paused) and :mod:`.evaluation_policies`
+:mod:`.connection_status` (connected, healthy, paused) and :mod:`.evaluation_policies`
 (what of the evaluations is sent).
 """
 
@@ -28,7 +28,7 @@ from ..validators import (
     validate_single_line,
     validate_write_key,
 )
-from .connection_state import ConnectionState
+from .connection_status import ConnectionStatus
 from .evaluation_policies import EvaluationPolicyFields
 
 
@@ -50,7 +50,7 @@ class SegmentConnectionQuerySet(models.QuerySet["SegmentConnection"]):
         return self.filter(connected=True, forward_evaluations=True)
 
 
-class SegmentConnection(ConnectionState, EvaluationPolicyFields):
+class SegmentConnection(ConnectionStatus, EvaluationPolicyFields):
     """A Segment source that events are sent to, and the ConfigCat webhook that feeds it."""
 
     # Groups of fields, named once for the admin, its form and the JSON shapes.

@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from ..signals import connection_healthy, connection_unhealthy
 
 
-class ConnectionState(models.Model):
+class ConnectionStatus(models.Model):
     # Kept by the connect / disconnect buttons and by the dispatcher, never by a form.
     HISTORY_FIELDS: ClassVar[tuple[str, ...]] = (
         "connected",
