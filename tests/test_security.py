@@ -471,7 +471,13 @@ def console(segment_connection, make_connection, make_event):
         connection=segment_connection,
         webhook_id="wh-secrets",
         method="POST",
-        headers={"Content-Type": "application/json", "X-Forwarded-Api-Key": WRITE_KEY},
+        # Stored headers are scrubbed when received; a header the scrubbing did not know
+        # must still never be shown when its name looks like a credential.
+        headers={
+            "Content-Type": "application/json",
+            "X-Forwarded-Api-Key": WRITE_KEY,
+            "X-Signing-Secret": SIGNING_KEY,
+        },
         body=b'{"config_name": "Main"}',
     )
     events = [
@@ -548,3 +554,29 @@ def test_no_page_answer_or_log_line_shows_a_secret(
     log_text = "\n".join(record.getMessage() for record in caplog.records)
     assert leaks == []
     assert [s for s in secrets if s in log_text] == []
+
+
+def test_no_action_answer_shows_a_secret(console, staff_client, caplog):
+    # The actions' pages, redirects and messages: retry, replay, bulk retry by a filter.
+    caplog.set_level(logging.DEBUG)
+    dead, delivered, _ = console["events"]
+    bulk = reverse("configcat_segment:event_bulk_retry")
+    responses = [
+        staff_client.post_form(
+            reverse("configcat_segment:event_retry", args=[dead.pk]), follow=True
+        ),
+        staff_client.post_form(
+            reverse("configcat_segment:event_replay", args=[delivered.pk]), follow=True
+        ),
+        staff_client.get(bulk + "?status=dead", follow=True),
+        staff_client.post_form(bulk, {"status": "failed"}, follow=True),
+    ]
+    assert [r.status_code for r in responses] == [200] * 4
+    text = "".join(r.content.decode() for r in responses)
+    assert [s for s in SECRETS for form in forms_of(s) if form in text] == []
+    # The page of the event the receipt is behind names neither credential header.
+    page = staff_client.get(reverse("configcat_segment:event_detail", args=[dead.pk]))
+    assert "X-Forwarded-Api-Key" not in page.content.decode()
+    assert "X-Signing-Secret" not in page.content.decode()
+    log_text = "\n".join(record.getMessage() for record in caplog.records)
+    assert [s for s in SECRETS if s in log_text] == []
