@@ -192,6 +192,27 @@ def test_a_huge_change_set_costs_bounded_work_and_a_short_answer(segment_connect
     assert f"the other {100_000 - limit:,} are kept in the receipt's body" in receipt.error
 
 
+@pytest.mark.parametrize("field", ["ConfigName", "ChangeNotes", "ChangedBy", "URL"])
+def test_text_every_event_repeats_is_bounded(segment_connection, field):
+    # One long field and as many changes as are forwarded: each event repeats the field,
+    # so 240 KB of body became 190 MB of events (1,000 events of 190 KB, all too large
+    # for Segment). The events carry the field's start; the receipt keeps it whole.
+    limit = get_settings().MAX_CHANGES_PER_WEBHOOK
+    details = [{"settingKey": f"k{n}", "event": "changed", "details": ""} for n in range(limit)]
+    long_text = "N" * 180_000
+    body = configcat_body(variables={field: long_text}, details=details)
+    response = post_webhook(segment_connection, body, headers_for(body))
+    assert response.status_code == 200
+    assert len(response.content) < 4096
+    payloads = [json.dumps(p) for p in Event.objects.values_list("payload", flat=True)]
+    assert len(payloads) == limit
+    assert max(len(p) for p in payloads) < 10_000
+    assert set(Event.objects.values_list("status", flat=True)) == {"pending"}
+    receipt = WebhookReceipt.objects.get()
+    assert bytes(receipt.body) == body
+    assert "180,000 characters" in receipt.error
+
+
 # -- 4. nesting ----------------------------------------------------------------------------
 
 
