@@ -21,15 +21,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .evaluations.buffer import flush
     from .evaluations.client import aget_client, forward_evaluations, get_client
     from .evaluations.context import without_forwarding
-    from .evaluations.store import flush
 
 _LAZY = {
     "get_client": "evaluations.client",
     "aget_client": "evaluations.client",
     "forward_evaluations": "evaluations.client",
-    "flush": "evaluations.store",
+    "flush": "evaluations.buffer",
     "without_forwarding": "evaluations.context",
 }
 

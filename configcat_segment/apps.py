@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 
@@ -9,19 +8,11 @@ class ConfigCatSegmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks
-        from .conf import get_settings
-        from .delivery import credentials as health
-        from .delivery import runner as runners
+        from . import checks, lifecycle
+        from .delivery import credentials
         from .operations import install as install_operations
-        from .segment import transport
 
         checks.register()
-        transport.install_log_filter()
-        health.connect_signals()
+        credentials.connect_signals()
         install_operations()
-        try:
-            delivery = get_settings().DELIVERY
-        except ImproperlyConfigured:
-            return  # manage.py check reports it; nothing is delivered until it is fixed
-        runners.install(delivery)
+        lifecycle.install()

@@ -119,19 +119,36 @@ def check_evaluation_middleware(
     ]
 
 
-def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    raw = getattr(settings, SETTING_NAME, None)
-    if not isinstance(raw, dict) or raw.get("DELIVERY") != "celery":
+def check_delivery_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E005: ``DELIVERY`` names a backend this process cannot load."""
+    from .delivery.backends import load_backend_class
+
+    try:
+        delivery = get_settings().DELIVERY
+    except ImproperlyConfigured:  # E001 / E003 report it
         return []
-    if importlib.util.find_spec("celery") is not None:
-        return []
-    return [
-        checks.Error(
-            f'{SETTING_NAME}["DELIVERY"] is "celery", but Celery is not installed.',
-            hint="pip install configcat-segment[celery], or choose the thread or worker runner.",
-            id="configcat_segment.E005",
-        )
-    ]
+    if delivery == "celery" and importlib.util.find_spec("celery") is None:
+        return [
+            checks.Error(
+                f'{SETTING_NAME}["DELIVERY"] is "celery", but Celery is not installed.',
+                hint="pip install configcat-segment[celery], or choose the thread or worker "
+                "backend.",
+                id="configcat_segment.E005",
+            )
+        ]
+    try:
+        load_backend_class(delivery)
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint='Use "thread", "worker", "celery" or "locmem", or the dotted path of a '
+                "subclass of configcat_segment.delivery.backends.base.DeliveryBackend. "
+                "Until it is fixed, this process delivers nothing.",
+                id="configcat_segment.E005",
+            )
+        ]
+    return []
 
 
 def check_user_factory(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -291,7 +308,7 @@ def register() -> None:
     checks.register(check_user_factory)
     checks.register(check_client_options)
     checks.register(check_unsigned_webhooks, checks.Tags.security)
-    checks.register(check_celery)
+    checks.register(check_delivery_backend)
     checks.register(check_lease)
     checks.register(check_exposure_settings)
     checks.register(check_api_base_url, checks.Tags.security)

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 
 from .evaluations import exposure
 from .segment.addresses import EndpointPolicy, parse_entry
@@ -43,6 +42,9 @@ MAX_AUDIT_LOG_WINDOW_SECONDS = 30 * 24 * 3600
 MAX_RECONCILE_TOLERANCE_SECONDS = 24 * 3600
 
 Validator = Callable[[Any], str | None]
+
+# What DELIVERY accepts besides a dotted path (configcat_segment.delivery.backends.ALIASES).
+DELIVERY_ALIASES = ("thread", "worker", "celery", "locmem")
 
 
 # -- validators: each returns a description of what is wrong, or None -------------------
@@ -117,6 +119,13 @@ def _one_of(*choices: str) -> Validator:
         return "must be one of " + ", ".join(repr(c) for c in choices)
 
     return validate
+
+
+def _delivery_backend(value: Any) -> str | None:
+    if value in DELIVERY_ALIASES or (isinstance(value, str) and _dotted_path(value) is None):
+        return None
+    aliases = ", ".join(repr(alias) for alias in DELIVERY_ALIASES)
+    return f"must be one of {aliases}, or the dotted path of a delivery backend class"
 
 
 def _text(value: Any) -> str | None:
@@ -255,7 +264,8 @@ class AppSettings:
     """Every setting with its default. See ``docs/settings.md`` for what each one does."""
 
     # How events reach Segment: "thread" (an in-process background dispatcher),
-    # "worker" (only configcat_segment_worker processes deliver) or "celery".
+    # "worker" (only configcat_segment_worker processes deliver), "celery", "locmem" (into
+    # a list, for tests), or the dotted path of a delivery backend class.
     DELIVERY: str = "thread"
 
     # Change webhooks.
@@ -340,7 +350,7 @@ class AppSettings:
 
 
 VALIDATORS: Mapping[str, Validator] = {
-    "DELIVERY": _one_of("thread", "worker", "celery"),
+    "DELIVERY": _delivery_backend,
     "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
     "WEBHOOK_MAX_BODY_BYTES": _positive_int,
     "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
@@ -460,12 +470,10 @@ def endpoint_policy() -> EndpointPolicy:
     return EndpointPolicy.from_entries(get_settings().ALLOWED_ENDPOINT_HOSTS)
 
 
-def _reset(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        get_settings.cache_clear()
-
-
-setting_changed.connect(_reset, dispatch_uid="configcat_segment.conf.reset")
+def forget_settings() -> None:
+    """Read ``CONFIGCAT_SEGMENT`` again on next use (``configcat_segment.lifecycle`` calls
+    this when it changes)."""
+    get_settings.cache_clear()
 
 
 def exposure_rules(settings: AppSettings) -> exposure.ExposureRules:

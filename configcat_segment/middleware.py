@@ -15,7 +15,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponseBase
 
 from .conf import get_settings
-from .evaluations import store as writer
+from .evaluations import buffer as writer
 from .evaluations.client import aget_client, get_client
 from .evaluations.context import AnonymousIdSource, RequestContext, current, without_forwarding
 

@@ -33,8 +33,8 @@ from django.urls import reverse
 
 from configcat_segment.conf import get_settings
 from configcat_segment.delivery.dispatcher import Dispatcher
+from configcat_segment.evaluations.buffer import get_writer
 from configcat_segment.evaluations.hook import recorder
-from configcat_segment.evaluations.store import get_writer
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
 from configcat_segment.urls import urlpatterns as app_urlpatterns
 from configcat_segment.webhooks.views import WebhookView

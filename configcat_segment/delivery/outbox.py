@@ -21,6 +21,7 @@ from ..models import Event, SegmentConnection, WebhookReceipt
 from ..segment.payloads import MessageTooLarge, fit
 from ..signals import event_dead
 from ..text import clean
+from .rows import Row, insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,33 @@ def enqueue(events: Sequence[Event], *, ignore_conflicts: bool = False) -> list[
     if created:
         transaction.on_commit(notify)
     return created + dead
+
+
+def enqueue_rows(rows: Sequence[Row]) -> int:
+    """Write ``rows`` (:func:`~.rows.build_row`), skipping those whose ``message_id`` is
+    stored already, with one statement for the sendable ones; wake the deliverers once the
+    transaction commits. How many were written.
+
+    ``event_dead`` is sent after commit for the rows written dead (too large to send),
+    only for those really written: they are rare, and written one by one.
+    """
+    now = timezone.now()
+    written = insert_rows([row for row in rows if row.status != Event.Status.DEAD], now=now)
+    dead_ids = [
+        r.message_id for r in rows if r.status == Event.Status.DEAD and insert_rows([r], now=now)
+    ]
+    if dead_ids:
+        dead = list(Event.objects.filter(message_id__in=dead_ids))
+        for event in dead:
+            logger.warning(
+                "configcat_segment: event %s is dead on arrival: %s",
+                event.message_id,
+                event.last_error,
+            )
+        transaction.on_commit(functools.partial(event_dead.send_robust, sender=Event, events=dead))
+    if written:
+        transaction.on_commit(notify)
+    return written + len(dead_ids)
 
 
 def _write_dead(events: list[Event], ignore_conflicts: bool) -> list[Event]:

@@ -10,7 +10,8 @@ evaluation joins the request's list, handed to the writer once at the end; elsew
 goes to the writer's buffer directly.
 
 The settings are read on the first evaluation, not at import, and again after
-``CONFIGCAT_SEGMENT`` changes: importing this module never fails, so ``manage.py check``
+``CONFIGCAT_SEGMENT`` changes (:mod:`configcat_segment.lifecycle` calls
+:meth:`Recorder.reset`): importing this module never fails, so ``manage.py check``
 can report a bad setting.
 """
 
@@ -22,11 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from configcatclient.user import User
-from django.core.signals import setting_changed
 
-from ..conf import SETTING_NAME, AppSettings, exposure_rules, get_settings
+from ..conf import AppSettings, exposure_rules, get_settings
 from ..logthrottle import LogThrottle
-from . import store as writer
+from . import buffer as writer
 from .context import AnonymousIdSource, current, forwarding_off
 from .dedup import DedupCache
 from .exposure import EVERYTHING, ExposureRules
@@ -159,11 +159,3 @@ class Recorder:
 
 
 recorder = Recorder()
-
-
-def _reconfigure(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        recorder.reset()
-
-
-setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.evaluations.hook.reconfigure")

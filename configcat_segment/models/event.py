@@ -115,12 +115,17 @@ class Event(models.Model):
             # The event log's overview (0002_eventlog): its chart counts each hour by status
             # from this index alone, the counts per connection and status and the list of
             # one connection's events in one status come from the next, and each
-            # connection's last delivery is one probe of the last.
+            # connection's last delivery is one probe of the last (partial: an event enters
+            # it when it is delivered, not when it is written).
             models.Index(fields=["created_at", "status"], name="cs_event_created_status"),
             models.Index(
                 fields=["status", "connection", "-id"], name="cs_event_status_conn_newest"
             ),
-            models.Index(fields=["connection", "delivered_at"], name="cs_event_conn_delivered"),
+            models.Index(
+                fields=["connection", "delivered_at"],
+                condition=Q(delivered_at__isnull=False),
+                name="cs_event_conn_delivered_at",
+            ),
         ]
 
     def __str__(self) -> str:

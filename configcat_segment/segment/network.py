@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from django.core.signals import setting_changed
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -39,7 +38,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util.connection import allowed_gai_family, create_connection
 
 from ..compat import replace_segment_session, segment_session
-from ..conf import SETTING_NAME, setting_path
+from ..conf import setting_path
 from .addresses import EndpointPolicy, host_refusal
 
 ALLOW_HINT = f"Allow it with {setting_path('ALLOWED_ENDPOINT_HOSTS')} if this is intended."
@@ -212,11 +211,9 @@ def guarded(policy: EndpointPolicy) -> Iterator[None]:
         _policy.reset(token)
 
 
-def _policy_changed(*, setting: str, **kwargs: Any) -> None:
-    # Kept-alive connections were checked under the old policy.
+def close_checked_connections() -> None:
+    """Close the kept-alive connections checked under the endpoint policy: it may have
+    changed (:mod:`configcat_segment.lifecycle` calls this when the settings change)."""
     switch = segment_session()
-    if setting == SETTING_NAME and isinstance(switch, _SessionSwitch):
+    if isinstance(switch, _SessionSwitch):
         switch.guarded.close()
-
-
-setting_changed.connect(_policy_changed, dispatch_uid="configcat_segment.network.policy")

@@ -14,6 +14,7 @@ endpoint answers with is never kept: ``last_error`` is shown to every event view
 from __future__ import annotations
 
 import base64
+import gzip as gzip_module
 import logging
 import re
 import time
@@ -22,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segment.analytics import request as segment_request
+from segment.analytics.version import VERSION as SEGMENT_VERSION
 
-from ..compat import close_segment_connections
+from ..compat import close_segment_connections, segment_session
 from ..conf import endpoint_policy
 from ..redaction import redact
 from . import network
 from .retry import Verdict, classify
+from .wire import Messages, batch_body
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,11 @@ def send(
     gzip: bool,
     timeout: float,
 ) -> Answer:
-    """POST ``messages`` to ``{endpoint}/v1/batch``."""
+    """POST ``messages`` to ``{endpoint}/v1/batch``.
+
+    Stored texts (:class:`~.wire.Messages`) are joined into the body as they are;
+    anything else is encoded by segment-analytics-python.
+    """
     started = time.monotonic()
     answer = _post(
         messages,
@@ -116,14 +123,24 @@ def _post(
 ) -> Answer:
     try:
         with network.guarded(endpoint_policy()):
-            response = segment_request.post(
-                write_key,
-                host=endpoint,
-                gzip=gzip,
-                timeout=timeout,
-                batch=list(messages),
-                sentAt=sent_at,
-            )
+            if isinstance(messages, Messages):
+                response = _post_texts(
+                    messages.texts,
+                    endpoint=endpoint,
+                    write_key=write_key,
+                    sent_at=sent_at,
+                    gzip=gzip,
+                    timeout=timeout,
+                )
+            else:
+                response = segment_request.post(
+                    write_key,
+                    host=endpoint,
+                    gzip=gzip,
+                    timeout=timeout,
+                    batch=list(messages),
+                    sentAt=sent_at,
+                )
     except segment_request.APIError as exc:
         headers = getattr(exc.response, "headers", None) or {}
         text = f"Segment answered {exc.status} {_remote_text(exc)}"
@@ -139,6 +156,36 @@ def _post(
     except Exception as exc:  # the network's many ways of failing all mean "no answer"
         return Answer(None, _clean(f"No answer from {endpoint}: {exc}", write_key))
     return Answer(response.status_code, body=_body(response, write_key))
+
+
+def _post_texts(
+    texts: Sequence[str], *, endpoint: str, write_key: str, sent_at: str, gzip: bool, timeout: float
+) -> Any:
+    """What ``segment.analytics.request.post`` does (its session, headers and errors), with
+    a body joined from stored message texts and compressed once."""
+    data = batch_body(texts, sent_at=sent_at, write_key=write_key)
+    credentials = base64.b64encode(f"{write_key}:".encode()).decode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"analytics-python/{SEGMENT_VERSION}",
+        "Authorization": f"Basic {credentials}",
+    }
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+        data = gzip_module.compress(data, compresslevel=6, mtime=0)
+    url = endpoint.rstrip("/") + "/v1/batch"
+    response = segment_session().post(url, data=data, headers=headers, timeout=timeout)
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    if 300 <= status < 400:
+        raise segment_request.APIError(status, "redirect", response.reason, response)
+    try:
+        answer = response.json()
+        code, message = answer["code"], answer["message"]
+    except (ValueError, KeyError, TypeError):
+        code, message = "unknown", response.text
+    raise segment_request.APIError(status, code, message, response)
 
 
 def _remote_text(exc: segment_request.APIError) -> str:

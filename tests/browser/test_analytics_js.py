@@ -28,8 +28,8 @@ from django.test import override_settings
 import configcat_segment
 from configcat_segment.constants import FLAG_EVALUATED
 from configcat_segment.evaluations import client as client_module
+from configcat_segment.evaluations.buffer import get_writer
 from configcat_segment.evaluations.hook import recorder
-from configcat_segment.evaluations.store import get_writer
 from configcat_segment.models import Event
 
 from ..conftest import IN_CI

@@ -18,7 +18,7 @@ from configcatclient.user import User
 from django.db import connections
 
 import configcat_segment
-from configcat_segment.evaluations import store as writer
+from configcat_segment.evaluations import buffer as writer
 from configcat_segment.evaluations.hook import recorder
 from configcat_segment.models import Event
 
@@ -135,6 +135,21 @@ def test_the_background_writer_thread(segment_connection, configure):
         assert len(writer.get_writer()) == 0
     finally:
         writer.get_writer().stop()
+
+
+def test_a_thread_started_after_a_stop_waits_for_its_own_wake(configure, monkeypatch):
+    """stop() wakes the thread it stops; the next thread must not take that for its own
+    (it would write the first evaluation alone, and the second wait an hour)."""
+    woken_at_start = []
+    monkeypatch.setattr(
+        writer.Writer, "_run", lambda self: woken_at_start.append(self._wake.is_set())
+    )
+    configure(EVALUATION_WRITER="thread", EVALUATION_FLUSH_SECONDS=3600, EVALUATION_BUFFER_SIZE=4)
+    buffer = writer.get_writer()
+    buffer.stop()
+    configcat_segment.get_client().get_value("isPremium", False, User("u1"))  # starts one
+    buffer._thread.join(30)
+    assert woken_at_start == [False]
 
 
 @forking

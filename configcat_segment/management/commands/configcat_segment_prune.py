@@ -8,11 +8,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ...conf import MAX_RETENTION_DAYS, get_settings
+from ...constants import PRUNE_CHUNK
 from ...models import Event
 from ...segment.payloads import isoformat
 from ..base import JSONCommand, whole_number
 
-CHUNK = 5_000  # rows per DELETE: short transactions, no long lock on a busy table
+CHUNK = PRUNE_CHUNK  # rows per DELETE (tests make it smaller)
 
 
 def next_chunk(old: QuerySet[Event]) -> list[int]:
