@@ -1,7 +1,7 @@
 """A Segment connection: where events go, and the ConfigCat webhook that feeds it.
 
 Two groups of its fields, with what changes them, live in modules of their own:
-:mod:`.connection_status` (connected, healthy, paused) and :mod:`.evaluation_policies`
+:mod:`.connection_status` (connected, healthy, paused) and :mod:`.evaluation_policy`
 (what of the evaluations is sent).
 """
 
@@ -29,7 +29,7 @@ from ..validators import (
     validate_write_key,
 )
 from .connection_status import ConnectionStatus
-from .evaluation_policies import EvaluationPolicyFields
+from .evaluation_policy import EvaluationPolicyFields
 
 
 def _new_salt() -> str:
@@ -136,6 +136,8 @@ class SegmentConnection(ConnectionStatus, EvaluationPolicyFields):
         default=True,
         help_text=_("“Feature Flag Evaluated” events and identify calls."),
     )
+    # What of the evaluations it sends: the fields of EvaluationPolicyFields; whether it
+    # is connected and healthy: those of ConnectionStatus.
     # Reconciliation with ConfigCat's audit log: every change up to ``reconciled_until``
     # has been read (advanced only after a window was read and written whole); the
     # others are kept by the reconciliation run (see configcat_segment.reconcile.run).

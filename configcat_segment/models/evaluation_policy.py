@@ -1,8 +1,8 @@
-"""What of a connection's evaluations is sent: the evaluation policy fields, as a group.
+"""What a Segment connection sends of the evaluations: which exposures, what personal data,
+and whether "Experiment Viewed" (``evaluations/policies.py`` reads these fields).
 
-The text in them is as typed in the admin; :mod:`..evaluations.policies` checks it (the
-connection's ``clean()``) and compiles it for the writer. An abstract model: the fields
-are :class:`.connection.SegmentConnection`'s, in its table.
+The fields hold text as typed into the admin; ``SegmentConnection.clean()`` validates them
+(:func:`..evaluations.policies.field_problems`) and the writer compiles them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class PersonalDataPolicy(models.TextChoices):
 
 
 class EvaluationPolicyFields(models.Model):
+    """The evaluation policy fields of :class:`~.connection.SegmentConnection`."""
+
     exposure_policy = models.CharField(
         _("exposures"),
         max_length=10,
