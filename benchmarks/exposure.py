@@ -44,7 +44,7 @@ CONTROLS: list[tuple[str, dict[str, str]]] = [
     ("allowlist flag0* (10 of 20 flags)", {"flag_allowlist": "flag0*"}),
     ("denylist flag1[0-4] (5 of 20 flags)", {"flag_denylist": "flag1[0-4]"}),
     ("per-flag sample rate 0.1 on flag0?", {"flag_sample_rates": "flag0? 0.1"}),
-    ("per-flag policy: flag0? decided, flag1? all", {"flag_exposure_policies": "flag0? decided"}),
+    ("per-flag policy: flag0? decided", {"flag_exposure_policies": "flag0? decided"}),
     ('"Experiment Viewed" as well', {"experiment_viewed": "also"}),
     ('"Experiment Viewed" instead', {"experiment_viewed": "instead"}),
     (

@@ -10,6 +10,8 @@ module decides when each is called:
   checked under the old endpoint policy are closed, the ConfigCat client is closed (the
   next use builds one from the new settings), the hook forgets what it saw, and the
   delivery backend is replaced if ``DELIVERY`` changed.
+- **delivery loops run**: every runner that runs for good also pokes the periodic
+  reconciliation with ConfigCat's audit log (``delivery.runner.add_periodic_job``).
 - **a request starts** (``request_started``): the delivery backend is told (the thread
   backend starts its runner with a process's first request).
 - **events are written** (the outbox's commit hook): the delivery backend is told.
@@ -38,8 +40,10 @@ from django.core.signals import request_started, setting_changed
 from . import conf, forksafe
 from .delivery import backends, outbox
 from .delivery.backends.base import DeliveryBackend
+from .delivery.runner import add_periodic_job
 from .evaluations import buffer, client
 from .evaluations.hook import recorder
+from .reconcile.schedule import Periodic as PeriodicReconciliation
 from .segment import network, transport
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ def install() -> None:
     setting_changed.connect(settings_changed, dispatch_uid="configcat_segment.lifecycle")
     request_started.connect(on_request_started, dispatch_uid="configcat_segment.lifecycle")
     outbox.on_enqueued(on_enqueued)
+    # Runners reconcile with ConfigCat's audit log now and then (delivery knows nothing of it).
+    add_periodic_job("reconcile", PeriodicReconciliation)
     transport.install_log_filter()
     if not _registered:
         atexit.register(at_exit)

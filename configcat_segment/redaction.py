@@ -12,43 +12,23 @@ from collections.abc import Mapping
 from typing import Final
 
 from .conf import get_settings
+from .header_names import HARMLESS_HEADERS, SECRET_HEADERS, is_secret_header
 from .text import clean
+
+__all__ = [
+    "HARMLESS_HEADERS",
+    "NOT_STORED",
+    "REDACTED",
+    "SECRET_HEADERS",
+    "is_secret_header",
+    "redact",
+    "scrub_headers",
+]
 
 REDACTED: Final = "…"
 
 # What a header's value is stored and shown as when it is not kept.
 NOT_STORED: Final = "(not stored)"
-
-# Headers whose values are kept: what ConfigCat sends, and how the request came.
-HARMLESS_HEADERS: Final = frozenset(
-    {
-        "accept",
-        "accept-encoding",
-        "content-encoding",
-        "content-length",
-        "content-type",
-        "host",
-        "user-agent",
-        "x-configcat-webhook-id",
-        "x-configcat-webhook-timestamp",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-real-ip",
-    }
-)
-
-# Headers that carry credentials or signatures; they are never stored or shown.
-SECRET_HEADERS: Final = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-configcat-webhook-signature-v1",
-        "x-api-key",
-    }
-)
 
 
 def redact(secret: str | None) -> str:
@@ -59,16 +39,6 @@ def redact(secret: str | None) -> str:
     if not secret:
         return ""
     return REDACTED + secret[-4:] if len(secret) >= 16 else REDACTED
-
-
-# Words in a header's name that suggest a credential, whatever the header is called
-# (ConfigCat lets users add custom headers to a webhook, e.g. "X-Webhook-Token").
-_SECRET_NAME_PARTS: Final = ("auth", "cookie", "key", "password", "secret", "signature", "token")
-
-
-def is_secret_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in SECRET_HEADERS or any(part in lowered for part in _SECRET_NAME_PARTS)
 
 
 def scrub_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -27,15 +27,7 @@ app's own mail alerts (``ALERT_EMAILS``) listen to ``event_dead`` and
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-from django.db import transaction
 from django.dispatch import Signal
-
-if TYPE_CHECKING:
-    from .models import Event, SegmentConnection
 
 # Send them with ``send_robust``: a project's receiver that raises is logged by Django
 # (logger ``django.dispatch``) and must never undo or stop the app's own work.
@@ -44,16 +36,3 @@ event_delivered = Signal()
 event_dead = Signal()
 connection_unhealthy = Signal()
 connection_healthy = Signal()
-
-
-def announce_changes(connection: SegmentConnection, events: Sequence[Event]) -> None:
-    """Send ``flag_changed`` for each of ``events`` once the current transaction commits."""
-    if events:
-        transaction.on_commit(functools.partial(_announce, connection, list(events)))
-
-
-def _announce(connection: SegmentConnection, events: list[Event]) -> None:
-    from .models import SegmentConnection
-
-    for event in events:
-        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)

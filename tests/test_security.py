@@ -192,6 +192,27 @@ def test_a_huge_change_set_costs_bounded_work_and_a_short_answer(segment_connect
     assert f"the other {100_000 - limit:,} are kept in the receipt's body" in receipt.error
 
 
+@pytest.mark.parametrize("field", ["ConfigName", "ChangeNotes", "ChangedBy", "URL"])
+def test_text_every_event_repeats_is_bounded(segment_connection, field):
+    # One long field and as many changes as are forwarded: each event repeats the field,
+    # so 240 KB of body became 190 MB of events (1,000 events of 190 KB, all too large
+    # for Segment). The events carry the field's start; the receipt keeps it whole.
+    limit = get_settings().MAX_CHANGES_PER_WEBHOOK
+    details = [{"settingKey": f"k{n}", "event": "changed", "details": ""} for n in range(limit)]
+    long_text = "N" * 180_000
+    body = configcat_body(variables={field: long_text}, details=details)
+    response = post_webhook(segment_connection, body, headers_for(body))
+    assert response.status_code == 200
+    assert len(response.content) < 4096
+    payloads = [json.dumps(p) for p in Event.objects.values_list("payload", flat=True)]
+    assert len(payloads) == limit
+    assert max(len(p) for p in payloads) < 10_000
+    assert set(Event.objects.values_list("status", flat=True)) == {"pending"}
+    receipt = WebhookReceipt.objects.get()
+    assert bytes(receipt.body) == body
+    assert "180,000 characters" in receipt.error
+
+
 # -- 4. nesting ----------------------------------------------------------------------------
 
 
@@ -471,7 +492,13 @@ def console(segment_connection, make_connection, make_event):
         connection=segment_connection,
         webhook_id="wh-secrets",
         method="POST",
-        headers={"Content-Type": "application/json", "X-Forwarded-Api-Key": WRITE_KEY},
+        # Stored headers are scrubbed when received; a header the scrubbing did not know
+        # must still never be shown when its name looks like a credential.
+        headers={
+            "Content-Type": "application/json",
+            "X-Forwarded-Api-Key": WRITE_KEY,
+            "X-Signing-Secret": SIGNING_KEY,
+        },
         body=b'{"config_name": "Main"}',
     )
     events = [
@@ -535,13 +562,42 @@ def test_no_page_answer_or_log_line_shows_a_secret(
         if who == "superuser"
         else client_for(user_with("view_event", "view_webhookreceipt", "view_segmentconnection"))
     )
+    # Each connection's salt too: it keys the pseudonyms of the personal data policy, so
+    # whoever has it can test a guessed email against them.
+    secrets = [*SECRETS, *(c.message_id_salt for c in console["connections"])]
     leaks = []
     for url in every_page(console):
         response = client.get(url, follow=True)
         # The health endpoint answers 503 while a connection is unhealthy, as designed.
         assert response.status_code < 500 or url.endswith("/health/"), url
         text = response.content.decode() + json.dumps(dict(response.headers))
-        leaks += [(url, s) for s in SECRETS for form in forms_of(s) if form in text]
+        leaks += [(url, s) for s in secrets for form in forms_of(s) if form in text]
     log_text = "\n".join(record.getMessage() for record in caplog.records)
     assert leaks == []
+    assert [s for s in secrets if s in log_text] == []
+
+
+def test_no_action_answer_shows_a_secret(console, staff_client, caplog):
+    # The actions' pages, redirects and messages: retry, replay, bulk retry by a filter.
+    caplog.set_level(logging.DEBUG)
+    dead, delivered, _ = console["events"]
+    bulk = reverse("configcat_segment:event_bulk_retry")
+    responses = [
+        staff_client.post_form(
+            reverse("configcat_segment:event_retry", args=[dead.pk]), follow=True
+        ),
+        staff_client.post_form(
+            reverse("configcat_segment:event_replay", args=[delivered.pk]), follow=True
+        ),
+        staff_client.get(bulk + "?status=dead", follow=True),
+        staff_client.post_form(bulk, {"status": "failed"}, follow=True),
+    ]
+    assert [r.status_code for r in responses] == [200] * 4
+    text = "".join(r.content.decode() for r in responses)
+    assert [s for s in SECRETS for form in forms_of(s) if form in text] == []
+    # The page of the event the receipt is behind names neither credential header.
+    page = staff_client.get(reverse("configcat_segment:event_detail", args=[dead.pk]))
+    assert "X-Forwarded-Api-Key" not in page.content.decode()
+    assert "X-Signing-Secret" not in page.content.decode()
+    log_text = "\n".join(record.getMessage() for record in caplog.records)
     assert [s for s in SECRETS if s in log_text] == []

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..segment.payloads import MessageTooLarge, fit
-from ..signals import event_dead
+from ..signals import event_dead, flag_changed
 from ..text import clean
 from .rows import Row, insert_rows
 
@@ -50,6 +50,17 @@ def notify() -> None:
             callback()
         except Exception:
             logger.exception("configcat_segment: an outbox listener failed")
+
+
+def announce_changes(connection: SegmentConnection, events: Sequence[Event]) -> None:
+    """Send ``flag_changed`` for each of ``events`` once the current transaction commits."""
+    if events:
+        transaction.on_commit(functools.partial(_announce, connection, list(events)))
+
+
+def _announce(connection: SegmentConnection, events: list[Event]) -> None:
+    for event in events:
+        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)
 
 
 def build_event(

@@ -11,6 +11,11 @@ Where a runner runs is the delivery backend's business (:mod:`.backends`):
 backend in a daemon thread of the web process, the ``celery`` backend in a task.
 :class:`ForkGuard` keeps ``fork()`` from happening while a lane is inside the database
 driver.
+
+A runner also pokes the *periodic jobs* registered with :func:`add_periodic_job` on each
+turn of its loop while it runs for good (reconciliation with ConfigCat's audit log is one:
+:mod:`configcat_segment.lifecycle` registers it). The delivery layer knows nothing of
+what those jobs do, so nothing here imports the layers above it.
 """
 
 from __future__ import annotations
@@ -21,16 +26,50 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from django.db import close_old_connections, connections
 
 from ..conf import get_settings
-from ..reconcile.schedule import Periodic
 from .dispatcher import Dispatcher
 from .report import Report
 
 logger = logging.getLogger(__name__)
+
+
+class PeriodicJob(Protocol):
+    """Work a runner starts now and then on a thread of its own (see :func:`add_periodic_job`)."""
+
+    def poke(self) -> None:
+        """Start the work if it is due and not running; return at once."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the work in hand to end."""
+
+
+class PeriodicJobFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        database: Callable[[], AbstractContextManager[None]],
+        should_stop: Callable[[], bool],
+    ) -> PeriodicJob: ...
+
+
+# name -> factory, in the order registered; every runner that runs for good makes one of each.
+_periodic_jobs: dict[str, PeriodicJobFactory] = {}
+
+
+def add_periodic_job(name: str, factory: PeriodicJobFactory) -> None:
+    """Have every runner that runs for good poke a job made by ``factory`` on each turn.
+
+    ``factory`` is called with ``database`` (a context manager to hold while the job uses
+    the database: fork safety) and ``should_stop`` (true once the runner stops). Adding a
+    name again replaces its factory.
+    """
+    _periodic_jobs[name] = factory
 
 
 class ForkGuard:
@@ -80,7 +119,7 @@ class Runner:
         threads: int | None = None,
         poll_seconds: float | None = None,
         fork_guard: ForkGuard | None = None,
-        reconcile: bool = True,
+        periodic: bool = True,
     ) -> None:
         settings = get_settings()
         self.fork_guard = fork_guard or ForkGuard()
@@ -104,12 +143,16 @@ class Runner:
         self._served: dict[uuid.UUID, int] = {}  # connection -> turn its last lane started
         self._lanes_wanted = False  # due connections are waiting for a lane
         self._lock = threading.Lock()
-        # Reconciliation with ConfigCat's audit log, on a thread of its own, while the
-        # runner runs for good (not for a --once, a Celery task or the exit flush).
-        self.reconciler = (
-            Periodic(database=self.fork_guard.database, should_stop=lambda: self.stopping)
-            if reconcile
-            else None
+        # The periodic jobs (reconciliation with ConfigCat's audit log), each on a thread
+        # of its own, while the runner runs for good (not for a --once, a Celery task or
+        # the exit flush).
+        self.periodic: dict[str, PeriodicJob] = (
+            {
+                name: factory(database=self.fork_guard.database, should_stop=lambda: self.stopping)
+                for name, factory in _periodic_jobs.items()
+            }
+            if periodic
+            else {}
         )
 
     def wake(self) -> None:
@@ -147,8 +190,9 @@ class Runner:
                 finishing = until_idle or self._deadline is not None
                 due = self._due_connections(rest_for_good=until_idle)
                 self._start_lanes(due)
-                if self.reconciler is not None and not finishing:
-                    self.reconciler.poke()
+                if not finishing:
+                    for job in self.periodic.values():
+                        job.poke()
                 with self._lock:
                     idle = not self._lanes
                 if finishing and idle and not due:
@@ -157,8 +201,8 @@ class Runner:
         finally:
             self._stopping.set()
             self._join_lanes()
-            if self.reconciler is not None:
-                self.reconciler.join()
+            for job in self.periodic.values():
+                job.join()
             with self.fork_guard.database():
                 connections.close_all()
         return self.report

@@ -9,10 +9,13 @@ remembering the result for the same text, so the writer pays for it once.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, NamedTuple
 
 from . import exposure, privacy
 from .payloads import EXPERIMENT_MODES, EXPERIMENTS_OFF
+
+logger = logging.getLogger(__name__)
 
 # The SegmentConnection fields, with their defaults.
 FIELD_DEFAULTS: dict[str, str] = {
@@ -52,8 +55,9 @@ def policy_for(connection: Any) -> ConnectionPolicy:
     """The policies of ``connection`` (a ``SegmentConnection``), compiled.
 
     Fields that do not validate (only possible when a row was written without
-    ``full_clean()``) fall back to their defaults, field by field: the policy never
-    stops evaluations from being written.
+    ``full_clean()``) fall back field by field, with a warning: to their defaults, except
+    the personal data policy, which falls back to sending the least (:data:`FAIL_CLOSED`).
+    The policy never stops evaluations from being written.
     """
     return _compile(_values(connection))
 
@@ -79,13 +83,27 @@ def _compile(values: tuple[str, ...]) -> ConnectionPolicy:
     )
 
 
+# What a field that does not validate is read as, where its default would send more than
+# was meant: a personal data policy nobody can read sends only the attributes listed (and
+# the identifier as a pseudonym), never everything.
+FAIL_CLOSED: dict[str, str] = {"personal_data": privacy.ALLOWLIST}
+
+
 def _parse(fields: dict[str, str]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for name, text in fields.items():
         try:
             parsed[name] = _PARSERS[name](text)
-        except ValueError:
-            parsed[name] = _PARSERS[name](FIELD_DEFAULTS[name])
+        except ValueError as exc:
+            fallback = FAIL_CLOSED.get(name, FIELD_DEFAULTS[name])
+            logger.warning(
+                "configcat_segment: a connection's %s %r is not valid (%s): read as %r",
+                name,
+                text,
+                exc,
+                fallback,
+            )
+            parsed[name] = _PARSERS[name](fallback)
     return parsed
 
 

@@ -21,8 +21,7 @@ def install() -> None:
     """Connect the alert receivers, register the system checks and reconciliation's
     metrics and, when ``prometheus-client`` is installed, count requests to Segment.
     Idempotent."""
-    from ..reconcile import metrics as reconciliation
-    from . import alerts, checks, metrics
+    from . import alerts, checks, metrics, reconciliation
 
     alerts.connect_signals()
     checks.register()

@@ -21,7 +21,7 @@ Five queries of its own, whatever the number of connections, each answered from 
 The module needs no ``prometheus-client``: it returns :class:`Family` objects that
 :mod:`.prometheus` turns into Prometheus metrics, and other parts of the app (or a project)
 can add their own with :func:`add_source`: reconciliation with ConfigCat's audit log does
-(:mod:`..reconcile.metrics`, one or two queries more).
+(:mod:`.reconciliation`, one or two queries more).
 """
 
 from __future__ import annotations

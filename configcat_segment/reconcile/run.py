@@ -34,7 +34,6 @@ from django.utils import timezone
 from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection
-from ..signals import announce_changes
 from . import claims, forward, received
 from .answers import AuditLogError
 from .client import AuditLogClient
@@ -278,26 +277,12 @@ def _window(
                 except IntegrityError:  # written by another process since the lookup
                     outcome.skipped[ALREADY_FORWARDED] += 1
                     continue
-            outcome.changes.append(_describe(scoped_entry, item.message))
+            outcome.changes.append(forward.describe(scoped_entry, item.message))
         if not outcome.dry_run:
             SegmentConnection.objects.filter(pk=connection.pk).filter(
                 Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=end)
             ).update(reconciled_until=end)
-            announce_changes(connection, created)
+            outbox.announce_changes(connection, created)
     outcome.forwarded = len(outcome.changes)
     outcome.truncated += sum(1 for s in new if s.entry.truncated)
     outcome.skipped = +outcome.skipped  # no zero counts
-
-
-def _describe(scoped: ScopedEntry, message: dict[str, Any]) -> dict[str, Any]:
-    entry, scope = scoped.entry, scoped.scope
-    return {
-        "audit_log_id": entry.audit_log_id,
-        "at": entry.at,
-        "flag_key": entry.action_target,
-        "config_id": scope.config_id,
-        "environment_id": scope.environment_id,
-        "user_email": entry.user_email,
-        "truncated": entry.truncated,
-        "message_id": message["messageId"],
-    }

@@ -10,7 +10,9 @@ only, for ours:
   connects to a checked address, so DNS cannot answer differently between the check and
   the connection (rebinding);
 - a redirect is returned as it is, not followed (the dispatcher treats it as a
-  misconfigured endpoint), so an allowed endpoint cannot bounce the batch elsewhere.
+  misconfigured endpoint), so an allowed endpoint cannot bounce the batch elsewhere;
+- through a proxy (``HTTP_PROXY``/``HTTPS_PROXY``), which resolves the name itself, the
+  name is resolved here too and refused if an address is not allowed.
 
 A refusal raises :class:`EndpointRefused`. Other users of segment-analytics-python in the
 process keep the library's own session, untouched.
@@ -23,12 +25,13 @@ import contextvars
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -58,16 +61,12 @@ def _checked_policy() -> EndpointPolicy:
 # -- connecting -----------------------------------------------------------------------------
 
 
-def _connect(conn: HTTPConnection) -> socket.socket:
-    """Resolve ``conn``'s host once, check every address, connect to a checked one."""
-    policy = _checked_policy()
-    host = conn._dns_host
-    if policy.host_allowed(host):
-        return HTTPConnection._new_conn(conn)
-    try:
-        found = socket.getaddrinfo(host, conn.port, allowed_gai_family(), socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NameResolutionError(conn.host, conn, exc) from exc
+def _checked_addresses(
+    policy: EndpointPolicy, host: str, port: int | None, family: int = socket.AF_UNSPEC
+) -> list[str]:
+    """Every address ``host`` resolves to, once; :class:`EndpointRefused` if one is not
+    allowed. ``socket.gaierror`` when it does not resolve."""
+    found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found))
     for address in addresses:
         try:
@@ -76,6 +75,19 @@ def _connect(conn: HTTPConnection) -> socket.socket:
             problem = "not an IP address"
         if problem:
             raise EndpointRefused(f"{host} resolves to {address}, {problem}")
+    return addresses
+
+
+def _connect(conn: HTTPConnection) -> socket.socket:
+    """Resolve ``conn``'s host once, check every address, connect to a checked one."""
+    policy = _checked_policy()
+    host = conn._dns_host
+    if policy.host_allowed(host):
+        return HTTPConnection._new_conn(conn)
+    try:
+        addresses = _checked_addresses(policy, host, conn.port, allowed_gai_family())
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
     error: OSError | None = None
     for address in addresses:
         try:
@@ -117,13 +129,28 @@ class _GuardedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        # Also what is checked when a proxy (HTTPS_PROXY) connects for us.
-        host = urlsplit(request.url or "").hostname or ""
-        problem = _checked_policy().host_problem(host)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> Any:
+        policy = _checked_policy()
+        url = urlsplit(request.url or "")
+        host = url.hostname or ""
+        problem = policy.host_problem(host)
         if problem:
             raise EndpointRefused(host_refusal(host, problem))
-        return super().send(request, *args, **kwargs)
+        if select_proxy(request.url or "", dict(proxies or {})) and not policy.host_allowed(host):
+            # A proxy (HTTP(S)_PROXY) connects for us, to whatever *it* resolves the name
+            # to: refuse a name that resolves here to an address that is not allowed. One
+            # this machine cannot resolve is left to the proxy (its egress rules decide).
+            with contextlib.suppress(socket.gaierror):
+                _checked_addresses(policy, host, url.port)
+        return super().send(request, stream, timeout, verify, cert, proxies)
 
 
 class GuardedSession(requests.Session):

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .. import __version__
 from ..constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
 from ..text import clean
+from ..version import __version__
 
 LIBRARY = {"name": "configcat_segment", "version": __version__}
 

@@ -6,19 +6,16 @@ The body is whatever the user pasted into ConfigCat, with ConfigCat's variables 
 in what it fills in, so :func:`parse` never gives up: it reads valid JSON, recovers the
 template's fields from text that is not JSON, and at worst keeps the whole text as the
 change's details. Every oddity is reported in a list of problems, for the receipt.
-:func:`render_body` goes the other way, for the ``configcat_segment_sample_webhook``
-command and the tests. What a parsed change becomes is :mod:`.changed`'s job.
+:mod:`.rendering` goes the other way. What a parsed change becomes is :mod:`.changed`'s job.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..constants import WEBHOOK_BODY_TEMPLATE
 from ..text import clean, contains_nul
 from . import limits
 
@@ -69,7 +66,9 @@ def parse(body: bytes, *, max_changes: int | None = None) -> tuple[Change, list[
     """
     problems: list[str] = []
     try:
-        change = _without_nul(_parse(body, problems, max_changes), problems)
+        change = _without_nul(
+            _shared_bounded(_parse(body, problems, max_changes), problems), problems
+        )
     except RecursionError:  # a bug if it happens: nothing here recurses on the body's depth
         problems.append("The body is nested too deeply to be read: sent without details.")
         change = Change()
@@ -103,6 +102,20 @@ def _parse(body: bytes, problems: list[str], max_changes: int | None) -> Change:
         f"The body is a JSON {_json_type(data)}, not the template's object: sent as details."
     )
     return Change(settings=(SettingChange(details=text),))
+
+
+def _shared_bounded(change: Change, problems: list[str]) -> Change:
+    """``change`` with the texts every event repeats cut to :data:`.limits.MAX_SHARED_CHARS`."""
+    cut: dict[str, Any] = {}
+    for name in TEXT_FIELDS:
+        text = getattr(change, name)
+        if len(text) > limits.MAX_SHARED_CHARS:
+            cut[name] = limits.shortened(text)
+            problems.append(
+                f"{name} is {len(text):,} characters; every event repeats it, so they carry "
+                f"its first {limits.MAX_SHARED_CHARS:,}: the receipt keeps it whole."
+            )
+    return replace(change, **cut) if cut else change
 
 
 def _without_nul(change: Change, problems: list[str]) -> Change:
@@ -274,25 +287,3 @@ def _unquote(value: str) -> str:
     except ValueError:
         return inner
     return decoded if isinstance(decoded, str) else inner
-
-
-# -- the other way round: what ConfigCat sends ---------------------------------------------
-
-
-def render_body(
-    variables: Mapping[str, str],
-    change_details: Sequence[Mapping[str, Any]],
-    *,
-    template: str = WEBHOOK_BODY_TEMPLATE,
-    escape: bool = True,
-) -> str:
-    """A body as ConfigCat makes it from ``template``: ``##Name##`` replaced by
-    ``variables["Name"]``, ``##ChangeDetails##`` by a JSON array.
-
-    ``escape=False`` fills strings in unescaped, as ConfigCat may do with change notes.
-    """
-    body = template
-    for name, value in variables.items():
-        filled = json.dumps(value, ensure_ascii=False)[1:-1] if escape else value
-        body = body.replace(f"##{name}##", filled)
-    return body.replace("##ChangeDetails##", json.dumps(list(change_details), ensure_ascii=False))

@@ -2,9 +2,10 @@
 Pure functions, no Django.
 
 A signed body is at most ``WEBHOOK_MAX_BODY_BYTES``, but within that it can nest arrays
-thousands of levels deep (re-encoding them would exhaust the stack) or list a hundred
-thousand changes (each would be an event, each problem a line of the answer). The number
-of changes is bounded by ``MAX_CHANGES_PER_WEBHOOK`` where they are read; the rest is here.
+thousands of levels deep (re-encoding them would exhaust the stack), list a hundred
+thousand changes (each would be an event, each problem a line of the answer), or fill a
+name every one of those events repeats with most of the body. The number of changes is
+bounded by ``MAX_CHANGES_PER_WEBHOOK`` where they are read; the rest is here.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from ..segment.payloads import TRUNCATION_MARK
+
 # Deeper values are not re-encoded: ConfigCat's own fields are never nested at all.
 MAX_DEPTH: Final = 32
 # Problems listed per receipt (and answer); the others are counted.
 MAX_PROBLEMS: Final = 20
+# Characters of a text every event of a webhook repeats (config and environment names and
+# ids, URL, changer, notes): far above what ConfigCat fills in, and small enough that
+# MAX_CHANGES_PER_WEBHOOK events cannot multiply a long one into hundreds of megabytes.
+MAX_SHARED_CHARS: Final = 1_000
 
 
 def depth(value: Any) -> int:
@@ -52,3 +59,9 @@ def bounded(problems: Sequence[str], limit: int = MAX_PROBLEMS) -> list[str]:
         return list(problems)
     more = len(problems) - limit
     return [*problems[:limit], f"… and {more:,} more problems of the same kinds."]
+
+
+def shortened(text: str, limit: int = MAX_SHARED_CHARS) -> str:
+    """``text``, or its first ``limit`` characters marked as cut (as Segment messages mark
+    the text they cut)."""
+    return text if len(text) <= limit else text[:limit] + TRUNCATION_MARK

@@ -24,7 +24,6 @@ from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
-from ..signals import announce_changes
 from ..text import is_clean
 from . import body, changed, retries
 from .signing import VerifiedWebhook
@@ -146,7 +145,7 @@ def receive(
         WebhookReceipt.objects.filter(pk=receipt.pk).update(
             outcome=receipt.outcome, error=receipt.error
         )
-    announce_changes(receipt.connection, created)
+    outbox.announce_changes(receipt.connection, created)
     return Received(receipt, created)
 
 
@@ -193,7 +192,7 @@ def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
         outcome, error = Outcome.FAILED, traceback.format_exc()
     receipt.outcome, receipt.error = outcome, error
     WebhookReceipt.objects.filter(pk=receipt.pk).update(outcome=outcome, error=error)
-    announce_changes(receipt.connection, created)
+    outbox.announce_changes(receipt.connection, created)
     return created
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from configcat_segment.evaluations import exposure, privacy
 from configcat_segment.evaluations.exposure import ExposureRules, FlagRule
-from configcat_segment.evaluations.policies import DEFAULT, FIELD_DEFAULTS, policy_for
+from configcat_segment.evaluations.policies import DEFAULT, FIELD_DEFAULTS, _compile, policy_for
 
 
 @pytest.mark.parametrize(
@@ -122,3 +122,22 @@ def test_a_connection_policy_is_compiled_once_per_text():
     first = policy_for(Connection(flag_denylist="a*"))
     assert policy_for(Connection(flag_denylist="a*")) is first
     assert first.exposure.denylist == ("a*",)
+
+
+@pytest.mark.parametrize("stored", ["Hashed", "hash", "", "everything"])
+def test_a_personal_data_policy_that_does_not_validate_sends_the_least(stored, caplog):
+    # A row saved without full_clean() (update(), a fixture, a data migration): the writer
+    # must not fall back to sending everything. The listed attributes and pseudonyms only.
+    _compile.cache_clear()  # compiled (and warned about) once per text
+    policy = policy_for(Connection(personal_data=stored, personal_data_attributes="Country"))
+    user = {"Identifier": "42", "Email": "ada@example.com", "Country": "HU", "plan": "pro"}
+    assert policy.personal_data.user(user, "s") == {"Country": "HU"}
+    assert policy.personal_data.user_id("42", "s") == privacy.pseudonym("s", "42")
+    assert not policy.is_default
+    assert f"personal_data {stored!r}" in caplog.text
+
+
+def test_other_fields_that_do_not_validate_fall_back_to_their_defaults():
+    policy = policy_for(Connection(exposure_policy="sometimes", personal_data="hashed"))
+    assert policy.exposure.policy == exposure.ALL
+    assert policy.personal_data.policy == privacy.HASHED

@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
-from configcat_segment.reconcile import metrics as reconciliation
+from configcat_segment.operations import reconciliation
 from configcat_segment.reconcile import reconcile
 
 from ..operations.conftest import TOKEN, bearer

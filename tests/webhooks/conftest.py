@@ -14,7 +14,7 @@ from django.db import connections
 
 from configcat_segment.models import SegmentConnection
 from configcat_segment.webhooks import body
-from configcat_segment.webhooks.body import render_body
+from configcat_segment.webhooks.rendering import render_body
 from configcat_segment.webhooks.signing import signature_headers
 from configcat_segment.webhooks.views import WebhookView
 

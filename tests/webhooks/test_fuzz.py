@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
+from configcat_segment.webhooks.body import TEMPLATE_FIELDS, TEXT_FIELDS
 from configcat_segment.webhooks.receipts import stored_webhook_id
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2
@@ -52,6 +53,10 @@ details = st.lists(
 )
 
 
+# A change_details entry's fields, with harmless values (raw JSON text).
+ENTRY_FIELDS = {"settingKey": '"k"', "event": '"changed"', "details": '""'}
+
+
 def nested(kind: str, depth: int) -> str:
     if kind == "array":
         return "[" * depth + "]" * depth
@@ -60,19 +65,8 @@ def nested(kind: str, depth: int) -> str:
 
 def with_raw_value(field: str, value: str) -> bytes:
     """A template body whose ``field`` (or a change_details entry's) is the raw JSON text."""
-    entry = {"settingKey": '"k"', "event": '"changed"', "details": '""'}
-    raw = {
-        name: '"x"'
-        for name in (
-            "config_id",
-            "config_name",
-            "environment_id",
-            "environment_name",
-            "url",
-            "changed_by",
-            "change_notes",
-        )
-    }
+    entry = dict(ENTRY_FIELDS)
+    raw = dict.fromkeys(TEXT_FIELDS, '"x"')
     if field in entry:
         entry[field] = value
     raw["change_details"] = (
@@ -88,21 +82,7 @@ def with_raw_value(field: str, value: str) -> bytes:
 # Deep nesting, in arrays and objects, at every field: up to past the parser's own limit.
 deep_bodies = st.builds(
     with_raw_value,
-    st.sampled_from(
-        [
-            "config_id",
-            "config_name",
-            "environment_id",
-            "environment_name",
-            "url",
-            "changed_by",
-            "change_notes",
-            "change_details",
-            "settingKey",
-            "event",
-            "details",
-        ]
-    ),
+    st.sampled_from([*TEMPLATE_FIELDS, *ENTRY_FIELDS]),
     st.builds(
         nested,
         st.sampled_from(["array", "object"]),

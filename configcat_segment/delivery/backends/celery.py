@@ -23,7 +23,7 @@ TASK_NAME = "configcat_segment.deliver"
 def deliver() -> dict[str, int]:
     """Deliver everything due now; returns what was done (counts). (Reconciliation has a
     task of its own, ``configcat_segment.tasks.reconcile``.)"""
-    return Runner(reconcile=False).run(until_idle=True).as_dict()
+    return Runner(periodic=False).run(until_idle=True).as_dict()
 
 
 class CeleryBackend(DeliveryBackend):

@@ -8,10 +8,11 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 from django.db.models import Count
 
-from ...conf import MAX_SECONDS, get_settings
+from ...conf import get_settings
 from ...models import EvaluationCounter, Event, SegmentConnection
 from ...operations import check
 from ...serializers import connection_json
+from ...settings_validators import MAX_SECONDS
 from ..base import JSONCommand, seconds, whole_number
 
 

@@ -1,6 +1,6 @@
 """Reconciliation's metrics, read from the database at scrape time.
 
-A source for :func:`..operations.metrics.add_source`, so that, like every metric of the
+A source for :func:`.metrics.add_source`, so that, like every metric of the
 app, they are the same whichever process answers the scrape. Connections reconciliation
 does not apply to (no credential, disconnected) are left out, and with none the
 families are left out too: one query then, two otherwise.
@@ -16,9 +16,9 @@ from django.utils import timezone
 from ..conf import get_settings
 from ..constants import FLAG_CHANGED
 from ..models import Event
-from ..operations.metrics import PREFIX, Family
-from .forward import SOURCE
-from .run import reconcilable
+from ..reconcile.forward import SOURCE
+from ..reconcile.run import reconcilable
+from .metrics import PREFIX, Family
 
 HEALTHY = f"{PREFIX}_reconciliation_healthy"
 RECONCILED_UNTIL = f"{PREFIX}_reconciled_until_timestamp_seconds"
