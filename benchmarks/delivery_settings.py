@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 
 from project.settings import *  # noqa: F403
-from project.settings import DATABASES
+from project.settings import CONFIGCAT_SEGMENT, DATABASES
 
 SQLITE_PATH = Path(tempfile.gettempdir()) / f"configcat_segment_bench_{os.getpid()}.sqlite3"
 
@@ -25,7 +25,8 @@ DATABASES = {
 }
 DATABASE_ROUTERS = ["benchmarks.delivery_settings.SwitchRouter"]
 
-CONFIGCAT_SEGMENT = {"DELIVERY": "worker"}
+# The demo's settings allow the loopback endpoint the test server listens on.
+CONFIGCAT_SEGMENT = {**CONFIGCAT_SEGMENT, "DELIVERY": "worker"}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "ERROR"}}
 
 

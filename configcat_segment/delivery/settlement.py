@@ -143,10 +143,11 @@ class Round:
         settings, now = self.settings, self.clock()
         give_up: dict[str, list[Claimed]] = {}
         retrying: list[Claimed] = []
+        queued_at = claims.queued_at(self.using, events)
         for event in events:
             reason = give_up_reason(
                 attempts=event.attempts,
-                queued_at=event.queued_at,
+                queued_at=queued_at.get(event.pk, now),
                 now=now,
                 max_attempts=settings.MAX_ATTEMPTS,
                 max_age_seconds=settings.MAX_AGE_SECONDS,

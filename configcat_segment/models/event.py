@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from .connection import SegmentConnection
-from .lookups import InConstants
+from .lookups import AnyOf, InConstants
 from .receipt import WebhookReceipt
 
 
@@ -168,6 +168,8 @@ class Event(models.Model):
 
 # The outbox's queries name the statuses of its partial index in their SQL (see lookups).
 Event._meta.get_field("status").register_lookup(InConstants)
+# The dispatcher settles its claimed events by their keys, 500 at a time, as one parameter.
+Event._meta.get_field("id").register_lookup(AnyOf)
 
 
 class EventLog(Event):

@@ -1,7 +1,9 @@
-"""A lookup that writes its values into the SQL, for the outbox's partial index."""
+"""Lookups for the outbox's queries: constants written into the SQL (its partial index),
+and long key lists passed as one parameter."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -29,3 +31,30 @@ class InConstants(Lookup):  # type: ignore[type-arg]  # generic only in the stub
             raise ValueError(f"in_constants takes identifiers only, not {values!r}")
         lhs, params = self.process_lhs(compiler, connection)
         return f"{lhs} IN ({', '.join(repr(str(v)) for v in values)})", list(params)
+
+
+class AnyOf(Lookup):  # type: ignore[type-arg]  # generic only in the stubs
+    """``id IN (…)`` for a long list of integer keys, passed as **one** parameter.
+
+    ``pk__in`` prepares each of the dispatcher's 500 keys through the field and gives the
+    database 500 placeholders to bind; this passes the list whole: ``= ANY(%s)`` (an
+    array) on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite, a plain
+    ``IN`` list elsewhere. Integers only.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
+        keys = [int(key) for key in self.rhs]
+        lhs, params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*params, keys]
+        if connection.vendor == "sqlite":
+            sql = f"{lhs} IN (SELECT value FROM json_each(%s))"  # noqa: S608  # names only
+            return sql, [*params, json.dumps(keys)]
+        if not keys:
+            return "1 = 0", list(params)
+        return f"{lhs} IN ({', '.join(['%s'] * len(keys))})", [*params, *keys]

@@ -5,8 +5,10 @@ import json
 
 import pytest
 from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from configcat_segment.delivery import outbox
+from configcat_segment.delivery import claims, outbox
 from configcat_segment.delivery.dispatcher import OVERSIZED_ERROR, Dispatcher
 from configcat_segment.models import Event
 from configcat_segment.segment import transport
@@ -440,3 +442,58 @@ def test_the_claim_reads_the_due_index_in_order(segment_server, connect_to):
 def test_in_constants_takes_identifiers_only():
     with pytest.raises(ValueError, match="identifiers only"):
         str(Event.objects.filter(status__in_constants=["x') OR ('1"]).query)
+
+
+def test_a_claim_is_one_statement_that_reads_the_due_index_in_order(segment_server, connect_to):
+    """Choosing, locking, leasing and reading back the claimed events is one statement,
+    and on SQLite it reads the partial "due" index in order rather than sorting."""
+    connection = connect_to(segment_server)
+    enqueue(connection, range(5))
+    now = timezone.now()
+    with CaptureQueriesContext(db_connection) as queries:
+        claimed = claims.claim("default", connection, now, now + dt.timedelta(minutes=5), 3)
+    statements = [q["sql"] for q in queries if "due" in q["sql"].lower()]
+    assert len(statements) == 1
+    assert [e.attempts for e in claimed] == [1, 1, 1]
+    assert [e.pk for e in claimed] == sorted(e.pk for e in claimed)
+    assert {json.loads(e.text)["messageId"] for e in claimed} <= {
+        message_id(connection, n) for n in range(5)
+    }
+    assert statuses() == {"pending": 5}
+    assert Event.objects.filter(next_attempt_at__gt=now).count() == 3  # leased
+    if db_connection.vendor == "sqlite":
+        with db_connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + statements[0])
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "USING INDEX cs_event_conn_due" in plan
+        assert "TEMP B-TREE" not in plan
+
+
+def test_the_statements_of_a_round_do_not_grow_with_its_events(
+    segment_server, connect_to, dispatcher
+):
+    """Claimed events are settled by their keys passed whole, not one placeholder each."""
+    connection = connect_to(segment_server)
+    counts = []
+    for size in (2, 40):
+        enqueue(connection, range(size * 10, size * 11))
+        with CaptureQueriesContext(db_connection) as queries:
+            assert dispatcher.deliver(connection.pk).delivered == size
+        counts.append(len(queries))
+        settle = [q["sql"] for q in queries if "delivered_at" in q["sql"] and "UPDATE" in q["sql"]]
+        assert len(settle) == 1
+        assert "= ANY(" in settle[0] or "json_each(" in settle[0]
+    assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("extra", [0, 1, 1200])
+def test_any_of_finds_exactly_the_keys_given(segment_server, connect_to, extra):
+    """Keys passed as one parameter: none, some, and more than SQLite's old limit of
+    999 placeholders, mixed with keys that match nothing."""
+    connection = connect_to(segment_server)
+    enqueue(connection, range(4))
+    pks = list(Event.objects.order_by("pk").values_list("pk", flat=True))
+    missing = [max(pks) + 1 + n for n in range(extra)]
+    given = pks[1:3] + missing if extra else []
+    found = Event.objects.filter(pk__any_of=given).order_by("pk").values_list("pk", flat=True)
+    assert list(found) == (pks[1:3] if extra else [])
