@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -11,6 +12,7 @@ class ConfigCatSegmentConfig(AppConfig):
     def ready(self) -> None:
         from . import checks
         from .conf import get_settings
+        from .database import triggers
         from .delivery import credentials as health
         from .delivery import runner as runners
         from .segment import transport
@@ -18,6 +20,7 @@ class ConfigCatSegmentConfig(AppConfig):
         checks.register()
         transport.install_log_filter()
         health.connect_signals()
+        post_migrate.connect(triggers.on_post_migrate, sender=self)
         try:
             delivery = get_settings().DELIVERY
         except ImproperlyConfigured:

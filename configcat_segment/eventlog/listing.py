@@ -51,6 +51,6 @@ def list_events(params: Mapping[str, str], *, size: int | None = None) -> Listin
                 "This page link is not valid (it may have been cut short); "
                 "showing the newest events instead."
             )
-    queryset = event_filter.apply(Event.objects.select_related("connection").defer("payload"))
-    page = paginate(queryset, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
+    events = event_filter.rows(Event.objects.select_related("connection").defer("payload"))
+    page = paginate(events, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
     return Listing(filter=event_filter, errors=errors, page=page)
