@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from django.db import connections
 from django.db.models import Q, QuerySet
@@ -38,6 +38,8 @@ _KIND_LOOKUPS: Final = {
 }
 
 MAX_TEXT_LENGTH: Final = 255
+
+R = TypeVar("R")  # what a queryset's rows are (models, tuples)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class EventFilter:
             return narrowed
         return narrowed.filter(search_index.condition(self.search, connections[queryset.db].vendor))
 
-    def rows(self, queryset: QuerySet[Event]) -> Window[Event]:
+    def rows(self, queryset: QuerySet[Event, R]) -> Window[R]:
         """The events this filter shows, read by keyset (see ``pagination``): what a page or
         an export reads. A search walks its index (see ``search``)."""
         narrowed = self.narrow(queryset)
@@ -75,7 +77,7 @@ class EventFilter:
         others = any(name not in ("q", "cursor") for name in self.params)
         return search_index.window(narrowed, self.search, narrowed=others)
 
-    def narrow(self, queryset: QuerySet[Event]) -> QuerySet[Event]:
+    def narrow(self, queryset: QuerySet[Event, R]) -> QuerySet[Event, R]:
         """``queryset`` narrowed by every filter but the search."""
         lookups = Q()
         if self.connection is not None:

@@ -16,7 +16,7 @@ import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeAlias, TypeVar
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 from django.db.models import Model, QuerySet
 
@@ -60,7 +60,7 @@ newest rows when None), newest first; or, when ``newer``, rows newer than ``boun
 first."""
 
 
-def keyset(queryset: QuerySet[R]) -> Window[R]:  # type: ignore[type-var]
+def keyset(queryset: QuerySet[Any, R]) -> Window[R]:
     """The rows of ``queryset`` by primary key, read through its index one window at a time."""
 
     def rows(bound: int | None, newer: bool, limit: int) -> list[R]:

@@ -9,7 +9,7 @@ other database compares every row (correct, not indexed).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -21,6 +21,8 @@ from ..database.search import MIN_LENGTH, fts_query
 from .pagination import Window, keyset
 
 __all__ = ["MIN_LENGTH", "ILike", "condition", "window"]
+
+R = TypeVar("R")
 
 # Fewer events than this left by the other filters: check them one by one, not the index.
 FEW: Final = 5_000
@@ -58,7 +60,7 @@ def condition(term: str, vendor: str) -> Q:
     return Q(flag_key__icontains=term) | Q(user_id__icontains=term)
 
 
-def window(queryset: QuerySet[Any], term: str, *, narrowed: bool) -> Window[Any]:
+def window(queryset: QuerySet[Any, R], term: str, *, narrowed: bool) -> Window[R]:
     """The events of ``queryset`` (the other filters) that contain ``term``, by keyset.
 
     ``narrowed``: whether ``queryset`` has filters beyond the whole table.
@@ -74,13 +76,13 @@ def window(queryset: QuerySet[Any], term: str, *, narrowed: bool) -> Window[Any]
     return fts_window(queryset, term)
 
 
-def fts_window(queryset: QuerySet[Any], term: str) -> Window[Any]:
+def fts_window(queryset: QuerySet[Any, R], term: str) -> Window[R]:
     """Walk SQLite's FTS5 index in primary key order, keeping what ``queryset`` keeps."""
     match = fts_query(term)
     db = queryset.db
 
-    def rows(bound: int | None, newer: bool, limit: int) -> list[Any]:
-        found: list[Any] = []
+    def rows(bound: int | None, newer: bool, limit: int) -> list[R]:
+        found: list[R] = []
         step = max(limit, FIRST_STEP)
         while len(found) < limit:
             ids = _matches(db, match, bound, newer, step)
