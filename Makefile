@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 HOST ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck format check clean
+.PHONY: install run test lint typecheck format check dist clean distclean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,20 @@ format: install
 
 check: lint typecheck test
 
+# The sdist and wheel in dist/, built from a clean tree (a stale build/ or *.egg-info can
+# leak removed files into them) with the pinned setuptools, then checked: twine's rendering
+# of the README and metadata, and scripts/check_dist.py for what the archives hold.
+dist: install
+	rm -rf build dist *.egg-info
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python scripts/check_dist.py dist
+	rm -rf *.egg-info
+
+# Build artefacts and tool caches; `distclean` removes the virtualenvs too.
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output
+	find . -path ./.venv -prune -o -path './.venv-*' -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .venv-*

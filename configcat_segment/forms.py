@@ -10,7 +10,20 @@ from django.utils.translation import gettext_lazy as _
 from .models import SegmentConnection
 from .redaction import redact
 
-SECRET_FIELDS = ("write_key", "signing_key", "signing_key_secondary")
+SECRET_FIELDS = SegmentConnection.SECRET_FIELDS
+# Secrets that may be removed (a connection always has its write key), each with a box.
+REMOVABLE_SECRETS = ("signing_key", "signing_key_secondary")
+REMOVE_BOXES = tuple(f"clear_{name}" for name in REMOVABLE_SECRETS)
+
+# The form's fields, in the groups the admin shows them in.
+SEGMENT_FIELDS = ("name", "write_key", "region", "custom_endpoint")
+CONFIGCAT_FIELDS = (
+    *SegmentConnection.PRODUCT_FIELDS,
+    "signing_key",
+    "clear_signing_key",
+    "signing_key_secondary",
+    "clear_signing_key_secondary",
+)
 
 
 class SecretInput(forms.PasswordInput):
@@ -36,20 +49,7 @@ class SegmentConnectionForm(forms.ModelForm):
 
     class Meta:
         model = SegmentConnection
-        fields = [
-            "name",
-            "write_key",
-            "region",
-            "custom_endpoint",
-            "product_id",
-            "product_name",
-            "signing_key",
-            "clear_signing_key",
-            "signing_key_secondary",
-            "clear_signing_key_secondary",
-            "forward_changes",
-            "forward_evaluations",
-        ]
+        fields = [*SEGMENT_FIELDS, *CONFIGCAT_FIELDS, *SegmentConnection.FORWARDING_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,10 +73,9 @@ class SegmentConnectionForm(forms.ModelForm):
                     "Without a key, webhooks are refused."
                 )
         self.fields["write_key"].required = adding
-        if adding or not self.instance.signing_key:
-            del self.fields["clear_signing_key"]
-        if adding or not self.instance.signing_key_secondary:
-            del self.fields["clear_signing_key_secondary"]
+        for name in REMOVABLE_SECRETS:
+            if adding or not getattr(self.instance, name):
+                del self.fields[f"clear_{name}"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

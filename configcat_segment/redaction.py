@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from .segment.payloads import text_safe
+from .text import clean
 
 REDACTED: Final = "…"
 
@@ -46,7 +46,5 @@ def scrub_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` fit to store and to show: no credentials, signatures or
     cookies (by name, and anything whose name looks like one), values storable as text."""
     return {
-        text_safe(name): text_safe(value)
-        for name, value in headers.items()
-        if not is_secret_header(name)
+        clean(name): clean(value) for name, value in headers.items() if not is_secret_header(name)
     }

@@ -1,6 +1,6 @@
 """JSON shapes of the app's objects, shared by the management commands and the JSON API.
 
-Secrets never appear: the write key only as its redacted hint.
+Secrets never appear: the write key and the signing keys only as their redacted hints.
 """
 
 from __future__ import annotations
@@ -32,17 +32,13 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
             "webhook_path",
             "write_key",
             "signing_keys",
-            "product_id",
-            "product_name",
-            "forward_changes",
-            "forward_evaluations",
+            *SegmentConnection.PRODUCT_FIELDS,
+            *SegmentConnection.FORWARDING_FIELDS,
             "connected",
             "connected_at",
             "disconnected_at",
             "healthy",
-            "unhealthy_since",
-            "unhealthy_reason",
-            "delivery_paused_until",
+            *SegmentConnection.HEALTH_FIELDS,
         ]
         read_only_fields = fields
 
@@ -102,18 +98,7 @@ class WebhookReceiptSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookReceipt
-        fields = [
-            "id",
-            "webhook_id",
-            "webhook_timestamp",
-            "received_at",
-            "method",
-            "remote_addr",
-            "outcome",
-            "error",
-            "headers",
-            "body",
-        ]
+        fields = ["id", *WebhookReceipt.SHOWN_FIELDS, "headers", "body"]
         read_only_fields = fields
 
     def get_headers(self, obj: WebhookReceipt) -> dict[str, str]:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from configcat_segment import text
 from configcat_segment.constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
 from configcat_segment.segment import payloads as messages
 
@@ -198,12 +199,12 @@ def test_nul_characters_become_replacement_characters_everywhere():
         "obj": type("T", (), {"__str__": lambda s: "\x00"})(),
     }
     assert messages.json_safe(value) == {"na\ufffdme": ["a\ufffdb", "c\ufffd"], "obj": "\ufffd"}
-    assert messages.text_safe("plain") == "plain"
+    assert text.clean("plain") == "plain"
 
 
 def test_lone_surrogates_become_replacement_characters_and_pairs_are_joined():
-    assert messages.text_safe("a\ud800b") == "a\ufffdb"
-    assert messages.text_safe("\udfff") == "\ufffd"
-    assert messages.text_safe("\ud83d\ude00") == "😀"  # a pair left as two code points
-    assert messages.text_safe("➔ plain") == "➔ plain"
+    assert text.clean("a\ud800b") == "a\ufffdb"
+    assert text.clean("\udfff") == "\ufffd"
+    assert text.clean("\ud83d\ude00") == "😀"  # a pair left as two code points
+    assert text.clean("➔ plain") == "➔ plain"
     assert messages.json_safe({"k\ud800": ["\ud800\x00"]}) == {"k\ufffd": ["\ufffd\ufffd"]}

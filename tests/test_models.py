@@ -152,6 +152,14 @@ def test_due_selects_pending_and_failed_whose_time_has_come(segment_connection):
     assert set(Event.objects.due()) == {pending, failed_due}
 
 
+@pytest.mark.parametrize(
+    ("status", "queued"),
+    [("pending", True), ("failed", True), ("delivered", False), ("dead", False)],
+)
+def test_an_event_is_queued_while_pending_or_failed(status, queued):
+    assert Event(status=status).is_queued is queued
+
+
 def test_newest_first_and_kind(segment_connection):
     first = make_event(segment_connection, "1", event_name="Feature Flag Changed")
     second = make_event(segment_connection, "2", type="identify", event_name="")

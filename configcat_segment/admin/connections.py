@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,7 +18,14 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from ..constants import WEBHOOK_BODY_TEMPLATE
-from ..forms import SECRET_FIELDS, SegmentConnectionForm
+from ..forms import (
+    CONFIGCAT_FIELDS,
+    REMOVABLE_SECRETS,
+    REMOVE_BOXES,
+    SECRET_FIELDS,
+    SEGMENT_FIELDS,
+    SegmentConnectionForm,
+)
 from ..models import SegmentConnection
 from ..redaction import redact
 
@@ -30,29 +38,13 @@ STATUS = _("Status")
 # Kept by the buttons and the dispatcher, shown read-only.
 STATUS_FIELDS = [
     "id",
-    "connected",
-    "connected_at",
-    "connected_by",
-    "disconnected_at",
-    "disconnected_by",
-    "unhealthy_since",
-    "unhealthy_reason",
-    "delivery_paused_until",
+    *SegmentConnection.HISTORY_FIELDS,
+    *SegmentConnection.HEALTH_FIELDS,
 ]
-FIELDSETS: list[tuple[Any, list[str]]] = [
-    (None, ["name", "write_key", "region", "custom_endpoint"]),
-    (
-        _("ConfigCat"),
-        [
-            "product_id",
-            "product_name",
-            "signing_key",
-            "clear_signing_key",
-            "signing_key_secondary",
-            "clear_signing_key_secondary",
-        ],
-    ),
-    (_("What it forwards"), ["forward_changes", "forward_evaluations"]),
+FIELDSETS: list[tuple[Any, Sequence[str]]] = [
+    (None, SEGMENT_FIELDS),
+    (_("ConfigCat"), CONFIGCAT_FIELDS),
+    (_("What it forwards"), SegmentConnection.FORWARDING_FIELDS),
     (STATUS, STATUS_FIELDS),
 ]
 
@@ -100,13 +92,9 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: SegmentConnection | None = None) -> Any:
         # The "remove this key" boxes only exist when there is a stored key to remove,
         # and a connection being added has no status yet.
-        hidden = {"clear_signing_key", "clear_signing_key_secondary"}
+        hidden = set(REMOVE_BOXES)
         if obj is not None:
-            hidden -= {
-                f"clear_{name}"
-                for name in ("signing_key", "signing_key_secondary")
-                if getattr(obj, name)
-            }
+            hidden -= {f"clear_{name}" for name in REMOVABLE_SECRETS if getattr(obj, name)}
         # Without the change permission every field is shown read-only, as its value:
         # secrets must then be shown through their redacted displays.
         shown = (
@@ -115,7 +103,7 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
             else {}
         )
         if shown:
-            hidden |= {"clear_signing_key", "clear_signing_key_secondary"}
+            hidden |= set(REMOVE_BOXES)
         return [
             (title, {"fields": [shown.get(n, n) for n in names if n not in hidden]})
             for title, names in FIELDSETS

@@ -16,25 +16,11 @@ from django.utils.translation import ngettext
 from ..eventlog.display import body_text
 from ..models import WebhookReceipt
 from ..redaction import scrub_headers
-from ..webhooks import views as webhooks
-
-# Receipts that produced no events: processing failed, or the connection was not
-# forwarding changes at the time (reprocessing forwards them if it is now).
-REPROCESSABLE = (
-    WebhookReceipt.Outcome.FAILED,
-    WebhookReceipt.Outcome.IGNORED,
-    WebhookReceipt.Outcome.RECEIVED,
-)
+from ..webhooks import receipts
 
 FIELDS: tuple[str, ...] = (
     "connection",
-    "webhook_id",
-    "webhook_timestamp",
-    "received_at",
-    "method",
-    "remote_addr",
-    "outcome",
-    "error",
+    *WebhookReceipt.SHOWN_FIELDS,
     "request_headers",
     "raw_body",
 )
@@ -71,8 +57,10 @@ class WebhookReceiptAdmin(admin.ModelAdmin):
         description=_("Reprocess selected failed or ignored webhooks"), permissions=["reprocess"]
     )
     def reprocess_selected(self, request: HttpRequest, queryset: QuerySet[WebhookReceipt]) -> None:
-        chosen = list(queryset.filter(outcome__in=REPROCESSABLE).select_related("connection"))
-        outcomes = [webhooks.reprocess(receipt).get_outcome_display() for receipt in chosen]
+        chosen = list(
+            queryset.filter(outcome__in=WebhookReceipt.REPROCESSABLE).select_related("connection")
+        )
+        outcomes = [receipts.reprocess(receipt).get_outcome_display() for receipt in chosen]
         if chosen and request.user.pk is not None:
             LogEntry.objects.log_actions(
                 request.user.pk,

@@ -33,9 +33,7 @@ def release(connection: SegmentConnection) -> int:
     connection.mark_healthy()
     SegmentConnection.objects.filter(pk=connection.pk).update(delivery_paused_until=None)
     connection.delivery_paused_until = None
-    waiting = Event.objects.filter(
-        connection=connection, status__in=[Event.Status.PENDING, Event.Status.FAILED]
-    )
+    waiting = Event.objects.filter(connection=connection, status__in=Event.DUE)
     count: int = waiting.update(next_attempt_at=timezone.now())
     if count:
         transaction.on_commit(outbox.notify)

@@ -18,8 +18,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..models import Event, SegmentConnection, WebhookReceipt
-from ..segment.payloads import MessageTooLarge, fit, text_safe
+from ..segment.payloads import MessageTooLarge, fit
 from ..signals import event_dead
+from ..text import clean
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ def build_event(
         connection=connection,
         type=payload["type"],
         event_name=payload.get("event", ""),
-        flag_key=text_safe(flag_key)[:255],
-        user_id=text_safe(str(user))[:255],
+        flag_key=clean(flag_key)[:255],
+        user_id=clean(str(user))[:255],
         message_id=payload["messageId"],
         payload=payload,
         status=status,

@@ -18,7 +18,6 @@ from typing import Any
 
 import configcatclient
 from asgiref.sync import sync_to_async
-from configcatclient.configcatclient import ConfigCatClient
 from configcatclient.configcatoptions import ConfigCatOptions
 from configcatclient.datagovernance import DataGovernance
 from configcatclient.localfiledatasource import LocalFileFlagOverrides
@@ -27,6 +26,7 @@ from configcatclient.pollingmode import PollingMode
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+from ..compat import configcat_client_is_open, flag_evaluated_callbacks
 from ..conf import SETTING_NAME, AppSettings, get_settings, setting_path
 
 # With local-only flags the SDK accepts any key; this one says where the flags come from.
@@ -144,14 +144,9 @@ def _warm_up() -> Any:
     return client
 
 
-# Three private attributes of the SDK are read here (ConfigCatClient._instances,
-# client._sdk_key, Hooks._on_flag_evaluated_callbacks): it has no public way to tell. The
-# dependency is pinned below configcat-client 11, and the close_all() tests cover them.
-
-
 def _is_open(client: Any) -> bool:
     """Whether ``client`` is still the SDK's client for its key (``close_all()`` closes it)."""
-    return ConfigCatClient._instances.get(client._sdk_key) is client
+    return configcat_client_is_open(client)
 
 
 def _build() -> Any:
@@ -201,10 +196,9 @@ def forward_evaluations(client: Any) -> Any:
     """
     from .hook import recorder
 
-    hooks = client.get_hooks()
     # The SDK's own list, not a record of ours: closing a client empties it.
-    if recorder.on_flag_evaluated not in hooks._on_flag_evaluated_callbacks:
-        hooks.add_on_flag_evaluated(recorder.on_flag_evaluated)
+    if recorder.on_flag_evaluated not in flag_evaluated_callbacks(client):
+        client.get_hooks().add_on_flag_evaluated(recorder.on_flag_evaluated)
     return client
 
 

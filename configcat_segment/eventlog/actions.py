@@ -1,8 +1,9 @@
 """Repairing what failed: retry and replay, each recorded in the admin's history.
 
-Both put events back in the outbox through :func:`configcat_segment.outbox.requeue`, so
-they are sent again with the same ``messageId``. The event log page and the ``Event``
-admin call these; permissions are checked by the callers.
+Both put events back in the outbox through
+:func:`configcat_segment.delivery.outbox.requeue`, so they are sent again with the same
+``messageId``. The event log page and the ``Event`` admin call these; permissions are
+checked by the callers.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from django.db.models import QuerySet
 from ..delivery import outbox
 from ..models import Event
 
-RETRYABLE: Final = (Event.Status.FAILED, Event.Status.DEAD)
-REPLAYABLE: Final = (Event.Status.DELIVERED,)
-
 RETRIED: Final = "Retried: queued again with the same messageId."
 REPLAYED: Final = "Replayed: queued again with the same messageId."
 
@@ -32,12 +30,12 @@ CHUNK: Final = 500
 
 def retry(queryset: QuerySet[Event], user: Any) -> int:
     """Queue the failed and dead events of ``queryset`` again. Returns how many."""
-    return _requeue(queryset, RETRYABLE, RETRIED, user)
+    return _requeue(queryset, Event.RETRYABLE, RETRIED, user)
 
 
 def replay(queryset: QuerySet[Event], user: Any) -> int:
     """Queue the delivered events of ``queryset`` again, to be sent once more. Returns how many."""
-    return _requeue(queryset, REPLAYABLE, REPLAYED, user)
+    return _requeue(queryset, Event.REPLAYABLE, REPLAYED, user)
 
 
 def _requeue(queryset: QuerySet[Event], statuses: Sequence[str], message: str, user: Any) -> int:

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..constants import FLAG_CHANGED, FLAG_EVALUATED
 from ..models import Event
+from ..text import contains_nul
 from . import search as search_index
 from .pagination import Window, keyset
 
@@ -135,7 +136,7 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
                     _("At most %(max)d characters, not %(length)d.")
                     % {"max": MAX_TEXT_LENGTH, "length": len(raw)}
                 )
-            elif "\x00" in raw:
+            elif contains_nul(raw):
                 # No stored text contains one (they are replaced when written), and
                 # PostgreSQL refuses it in a query.
                 errors[name] = str(_("A NUL character cannot be searched for."))

@@ -17,8 +17,6 @@ from django.utils import timezone
 
 from ..models import Event, SegmentConnection
 
-# Statuses counted per connection: those that still need something (or someone).
-WAITING = (Event.Status.PENDING, Event.Status.FAILED, Event.Status.DEAD)
 HOUR = dt.timedelta(hours=1)
 # Bottom to top in the chart.
 CHART_STATUSES = (
@@ -67,7 +65,7 @@ def connection_health() -> list[ConnectionHealth]:
     counts: dict[object, dict[str, int]] = defaultdict(dict)
     newest_failure: dict[object, int] = {}
     rows = (
-        Event.objects.filter(status__in=WAITING)
+        Event.objects.filter(status__in=Event.WAITING)
         .values_list("connection_id", "status")
         .annotate(n=Count("pk"), newest=Max("pk"))
         .order_by()

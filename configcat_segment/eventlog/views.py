@@ -188,8 +188,8 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 sorted(scrub_headers(event.receipt.headers).items()) if event.receipt else []
             ),
             "history": history,
-            "can_retry": event.status in actions.RETRYABLE,
-            "can_replay": event.status in actions.REPLAYABLE,
+            "can_retry": event.status in Event.RETRYABLE,
+            "can_replay": event.status in Event.REPLAYABLE,
             "back_url": list_url(),
         },
     )
@@ -201,13 +201,13 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @staff_view(CHANGE)
 def retry_event(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_one(request, pk, actions.retry, _("retried"), actions.RETRYABLE)
+    return _act_on_one(request, pk, actions.retry, _("retried"), Event.RETRYABLE)
 
 
 @require_POST
 @staff_view(CHANGE)
 def replay_event(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_one(request, pk, actions.replay, _("replayed"), actions.REPLAYABLE)
+    return _act_on_one(request, pk, actions.replay, _("replayed"), Event.REPLAYABLE)
 
 
 def _act_on_one(
@@ -270,7 +270,7 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
         _("Retry events"),
         {
             "filter": event_filter,
-            "count": queryset.filter(status__in=actions.RETRYABLE).count(),
+            "count": queryset.filter(status__in=Event.RETRYABLE).count(),
             "hidden_params": sorted(event_filter.params.items()),
             "back_url": back,
         },

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from ..models import SegmentConnection
-from ..segment.payloads import text_safe
+from ..text import is_clean
 
 
 class OneLineParser(CommandParser):
@@ -39,7 +39,7 @@ class JSONCommand(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> str | None:
         for name, value in [*((None, arg) for arg in args), *options.items()]:
             for text in value if isinstance(value, list) else [value]:
-                if isinstance(text, str) and text_safe(text) != text:
+                if isinstance(text, str) and not is_clean(text):
                     where = f"--{name.replace('_', '-')}: " if name else ""
                     raise CommandError(
                         f"{where}give text: {text!r} has a NUL character or bytes that are "

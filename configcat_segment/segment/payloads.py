@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import __version__
 from ..constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
+from ..text import clean
 
 LIBRARY = {"name": "configcat_segment", "version": __version__}
 
@@ -55,21 +56,6 @@ def isoformat(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def text_safe(text: str) -> str:
-    """``text`` made storable as database text and JSON.
-
-    NUL becomes U+FFFD (PostgreSQL cannot store it), and so does a lone surrogate (no
-    database can encode one; a JSON body may well contain ``"\\ud800"``). A surrogate pair
-    left as two code points is joined into the character it stands for.
-    """
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
-
-
 def json_safe(value: Any) -> Any:
     """``value`` with everything JSON (and the database) cannot carry made into what it can.
 
@@ -77,13 +63,13 @@ def json_safe(value: Any) -> Any:
     for one); this never drops anything: unknown objects become their ``str()``.
     """
     if isinstance(value, str):
-        return text_safe(value)
+        return clean(value)
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else None
     if isinstance(value, Mapping):
-        return {text_safe(str(k)): json_safe(v) for k, v in value.items()}
+        return {clean(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [json_safe(v) for v in items]
@@ -96,8 +82,8 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return json_safe(value.value)
     if isinstance(value, bytes):
-        return text_safe(value.decode("utf-8", errors="replace"))
-    return text_safe(str(value))
+        return clean(value.decode("utf-8", errors="replace"))
+    return clean(str(value))
 
 
 def _context(extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -121,9 +107,9 @@ def _message(
         raise ValueError("a Segment message needs a userId or an anonymousId")
     message = fields
     if user_id:
-        message["userId"] = text_safe(str(user_id))
+        message["userId"] = clean(str(user_id))
     if anonymous_id:
-        message["anonymousId"] = text_safe(str(anonymous_id))
+        message["anonymousId"] = clean(str(anonymous_id))
     message["timestamp"] = isoformat(timestamp)
     message["messageId"] = message_id
     message["context"] = _context(context)
@@ -142,7 +128,7 @@ def track(
 ) -> dict[str, Any]:
     """A Segment ``track`` message."""
     return _message(
-        {"type": "track", "event": text_safe(event), "properties": json_safe(properties)},
+        {"type": "track", "event": clean(event), "properties": json_safe(properties)},
         timestamp=timestamp,
         message_id=message_id,
         user_id=user_id,

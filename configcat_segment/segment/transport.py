@@ -16,6 +16,7 @@ from typing import Any
 
 from segment.analytics import request as segment_request
 
+from ..compat import close_segment_connections
 from ..redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def after_fork() -> None:
     The transport keeps one ``requests`` session for the process; a kept-alive socket
     shared by parent and child would interleave their requests. The session stays usable.
     """
-    segment_request._session.close()
+    close_segment_connections()
 
 
 def _clean(text: str, write_key: str) -> str:

@@ -1,8 +1,8 @@
-"""Verifying ConfigCat webhook signatures (V1). Pure functions: no Django, no I/O.
+"""Verifying ConfigCat webhook signatures (V1). Pure functions: no Django I/O.
 
 Verification is a chain of small validators, run in order; the first that fails raises
-:class:`WebhookRejected`, which carries the HTTP status, a machine-readable code and a
-message naming the problem:
+:class:`~configcat_segment.exceptions.WebhookRejected` (a REST framework exception), which
+carries the HTTP status, a machine-readable code and a message naming the problem:
 
 1. :func:`read_headers`: the id, timestamp and signature headers are present;
 2. :func:`check_timestamp`: the timestamp is a Unix time within the tolerance, in the past
@@ -23,16 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..constants import HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP
-
-
-class WebhookRejected(Exception):
-    """A request that is not a verified webhook: nothing of it is stored."""
-
-    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+from ..exceptions import WebhookRejected
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
-from segment.analytics import request as segment_request
 from segment.analytics.request import APIError, post
 
 import configcat_segment
+from configcat_segment.compat import close_segment_connections
 from configcat_segment.models import SegmentConnection
 from project.demo.models import ReceivedMessage
 
@@ -172,7 +172,7 @@ def test_segment_analytics_python_can_post_to_the_receiver(live_server):
             post(WRITE_KEY, host=host, batch=[{"type": "track"}])
     finally:
         # Its keep-alive connection would hold a server thread, and its database session.
-        segment_request._session.close()
+        close_segment_connections()
     assert refused.value.status == 400
     assert "neither userId nor anonymousId" in refused.value.message
 

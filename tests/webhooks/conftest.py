@@ -13,7 +13,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connections
 
 from configcat_segment.models import SegmentConnection
-from configcat_segment.webhooks import body as changes
+from configcat_segment.webhooks import body
 from configcat_segment.webhooks.body import render_body
 from configcat_segment.webhooks.signing import signature_headers
 from configcat_segment.webhooks.views import WebhookView
@@ -109,17 +109,17 @@ def answer(response: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def broken_parser(monkeypatch):
-    """``changes.parse`` fails the first time it is called, as a bug would."""
+    """``body.parse`` fails the first time it is called, as a bug would."""
     calls = []
-    real = changes.parse
+    real = body.parse
 
-    def parse(body):
-        calls.append(body)
+    def parse(raw_body):
+        calls.append(raw_body)
         if len(calls) == 1:
             raise RuntimeError("parser bug")
-        return real(body)
+        return real(raw_body)
 
-    monkeypatch.setattr(changes, "parse", parse)
+    monkeypatch.setattr(body, "parse", parse)
     return calls
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from configcat_segment.constants import FLAG_CHANGED, INTEGRATION, WEBHOOK_BODY_TEMPLATE
 from configcat_segment.segment.payloads import message_id
-from configcat_segment.webhooks import body as changes
+from configcat_segment.webhooks import body as webhook_body
+from configcat_segment.webhooks import changed
 from configcat_segment.webhooks.body import Change, SettingChange
 
 from .conftest import CONFIG_ID, ENVIRONMENT_ID, PRODUCT_ID, URL, VARIABLES, configcat_body
@@ -34,7 +35,7 @@ EXPECTED = Change(
 
 
 def test_the_template_filled_in_by_configcat_is_read_without_problems():
-    assert changes.parse(configcat_body()) == (EXPECTED, [])
+    assert webhook_body.parse(configcat_body()) == (EXPECTED, [])
 
 
 def test_unescaped_quotes_in_change_notes_are_recovered_field_by_field():
@@ -42,7 +43,7 @@ def test_unescaped_quotes_in_change_notes_are_recovered_field_by_field():
     body = configcat_body({"ChangeNotes": notes}, escape=False)
     with pytest.raises(ValueError, match="delimiter"):
         json.loads(body)
-    change, problems = changes.parse(body)
+    change, problems = webhook_body.parse(body)
     assert change == Change(**{**EXPECTED.__dict__, "change_notes": notes})
     [problem] = problems
     assert problem.startswith("The body is not valid JSON (Expecting ',' delimiter")
@@ -54,7 +55,7 @@ def test_recovery_keeps_escapes_that_were_made_and_quotes_that_were_not():
         '{"config_name":"Say \\"hi\\"","changed_by":"Jane "JJ" Doe <jj@example.com>",'
         '"change_notes":"line one\\nline "two"","change_details":[]}'
     )
-    change, _ = changes.parse(body.encode())
+    change, _ = webhook_body.parse(body.encode())
     assert change.config_name == 'Say "hi"'
     assert change.changed_by == 'Jane "JJ" Doe <jj@example.com>'
     assert change.change_notes == 'line one\nline "two"'
@@ -63,7 +64,7 @@ def test_recovery_keeps_escapes_that_were_made_and_quotes_that_were_not():
 
 def test_recovery_keeps_unreadable_change_details_as_text():
     body = b'{"change_notes":"a "quote"","change_details":[{"settingKey": "f", oops}]}'
-    change, problems = changes.parse(body)
+    change, problems = webhook_body.parse(body)
     assert change.change_notes == 'a "quote"'
     assert change.settings == (SettingChange(details='[{"settingKey": "f", oops}]'),)
     assert problems[-1] == "change_details could not be read either: sent as details as is."
@@ -72,14 +73,14 @@ def test_recovery_keeps_unreadable_change_details_as_text():
 def test_a_field_name_inside_escaped_text_is_not_taken_for_a_field():
     details = [{"settingKey": "json", "event": "changed", "details": '{"url": "x"} ➔ {}'}]
     body = configcat_body({"ChangeNotes": 'say "x"'}, details, escape=False)
-    change, _ = changes.parse(body)
+    change, _ = webhook_body.parse(body)
     assert change.url == URL
     assert change.settings[0].details == '{"url": "x"} ➔ {}'
 
 
 @pytest.mark.parametrize("body", [b"", b"   \r\n", b"\xef\xbb\xbf"])
 def test_an_empty_body_is_an_empty_change_with_a_problem(body):
-    change, [problem] = changes.parse(body)
+    change, [problem] = webhook_body.parse(body)
     assert change == Change()
     assert problem.startswith("The body is empty (a GET webhook")
 
@@ -95,13 +96,13 @@ def test_an_empty_body_is_an_empty_change_with_a_problem(body):
     ],
 )
 def test_a_body_that_is_not_the_template_is_kept_whole_as_details(body, problem):
-    change, problems = changes.parse(body)
+    change, problems = webhook_body.parse(body)
     assert change == Change(settings=(SettingChange(details=body.decode()),))
     assert problems[0].startswith(problem)
 
 
 def test_a_body_that_is_not_utf8_is_decoded_with_replacements_and_reported():
-    change, problems = changes.parse(b'{"config_name":"caf\xe9","change_details":[]}')
+    change, problems = webhook_body.parse(b'{"config_name":"caf\xe9","change_details":[]}')
     assert change.config_name == "caf\ufffd"
     assert problems[0] == "The body is not valid UTF-8 (invalid continuation byte at byte 19)."
 
@@ -119,7 +120,7 @@ def test_wrong_types_are_turned_into_text_and_each_is_reported():
             "change_details": [{"settingKey": 5, "details": ["x"]}, "plain text", None],
         }
     ).encode()
-    change, problems = changes.parse(body)
+    change, problems = webhook_body.parse(body)
     assert change == Change(
         config_id="12",
         environment_id="true",
@@ -145,7 +146,7 @@ def test_wrong_types_are_turned_into_text_and_each_is_reported():
 
 
 def test_missing_fields_are_reported_by_name():
-    change, problems = changes.parse(b'{"config_name": "Main", "change_details": []}')
+    change, problems = webhook_body.parse(b'{"config_name": "Main", "change_details": []}')
     assert change == Change(config_name="Main")
     assert problems == [
         "The body lacks the template's field(s): config_id, environment_id, "
@@ -167,13 +168,15 @@ def test_missing_fields_are_reported_by_name():
     ],
 )
 def test_change_details_in_other_shapes(details, expected, problem):
-    change, problems = changes.parse(('{"change_details": ' + details + "}").encode())
+    change, problems = webhook_body.parse(('{"change_details": ' + details + "}").encode())
     assert change.settings == expected
     assert problems[-1].startswith(problem)
 
 
 def test_a_bare_array_is_read_as_change_details():
-    change, problems = changes.parse(b'[{"settingKey": "f", "event": "changed", "details": "x"}]')
+    change, problems = webhook_body.parse(
+        b'[{"settingKey": "f", "event": "changed", "details": "x"}]'
+    )
     assert change == Change(settings=(SettingChange("f", "changed", "x"),))
     assert problems == [
         "The body is a JSON array, not the template's object: read as change_details."
@@ -182,7 +185,7 @@ def test_a_bare_array_is_read_as_change_details():
 
 @given(st.binary(max_size=400))
 def test_any_bytes_parse_without_raising(body):
-    change, problems = changes.parse(body)
+    change, problems = webhook_body.parse(body)
     assert isinstance(change, Change)
     assert all(isinstance(p, str) and p for p in problems)
 
@@ -195,7 +198,7 @@ def test_any_bytes_parse_without_raising(body):
 )
 def test_unescaped_strings_without_quotes_or_backslashes_round_trip(clean):
     body = configcat_body(clean, escape=False)
-    change, _ = changes.parse(body)
+    change, _ = webhook_body.parse(body)
     assert change.config_name == clean.get("ConfigName", VARIABLES["ConfigName"])
     assert change.change_notes == clean.get("ChangeNotes", VARIABLES["ChangeNotes"])
 
@@ -219,7 +222,7 @@ def test_unescaped_strings_without_quotes_or_backslashes_round_trip(clean):
     ],
 )
 def test_changed_by_is_split_into_name_and_email(changed_by, expected):
-    assert changes.split_changed_by(changed_by) == expected
+    assert changed.split_changed_by(changed_by) == expected
 
 
 @pytest.mark.parametrize(
@@ -236,11 +239,11 @@ def test_changed_by_is_split_into_name_and_email(changed_by, expected):
     ],
 )
 def test_the_product_id_is_the_first_path_segment_of_the_url(url, expected):
-    assert changes.product_id_from_url(url) == expected
+    assert changed.product_id_from_url(url) == expected
 
 
 def test_line_breaks_are_normalised():
-    assert changes.normalise_line_breaks("\r\na: 1 ➔ 2\r\nb\rc\n\r\n") == "a: 1 ➔ 2\nb\nc"
+    assert changed.normalise_line_breaks("\r\na: 1 ➔ 2\r\nb\rc\n\r\n") == "a: 1 ➔ 2\nb\nc"
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -255,7 +258,7 @@ def build(change, **overrides):
         "product_name": "Shop",
         "fallback_user_id": "configcat-segment:conn",
     }
-    return changes.flag_changed_messages(change, **{**arguments, **overrides})
+    return changed.flag_changed_messages(change, **{**arguments, **overrides})
 
 
 def test_one_message_per_setting_with_every_property():
@@ -313,17 +316,17 @@ def test_a_change_without_details_is_one_event_for_the_whole_change():
 
 
 def test_every_field_of_the_template_is_read():
-    assert all(f'"{field}":' in WEBHOOK_BODY_TEMPLATE for field in changes.TEMPLATE_FIELDS)
-    change, problems = changes.parse(configcat_body())
+    assert all(f'"{field}":' in WEBHOOK_BODY_TEMPLATE for field in webhook_body.TEMPLATE_FIELDS)
+    change, problems = webhook_body.parse(configcat_body())
     assert problems == []
-    assert all(getattr(change, field) for field in changes.TEXT_FIELDS)
+    assert all(getattr(change, field) for field in webhook_body.TEXT_FIELDS)
 
 
 @pytest.mark.parametrize(
     "body", [b"a\x00b", b'{"config_name": "a\\u0000b", "change_details": [{"details": "\\u0000"}]}']
 )
 def test_nul_characters_become_replacement_characters(body):
-    change, problems = changes.parse(body)
+    change, problems = webhook_body.parse(body)
     texts = [change.config_name] + [s.details for s in change.settings]
     assert not any("\x00" in text for text in texts)
     assert any("\ufffd" in text for text in texts)
@@ -334,9 +337,9 @@ def test_split_changed_by_stays_linear_on_long_input():
     # 200,000 characters without an @ once took minutes (a backtracking regex); a body is
     # limited to 256 KiB, so this is the worst a signed sender can do.
     long_name = "a" * 200_000
-    assert changes.split_changed_by(long_name) == (long_name, "")
-    assert changes.split_changed_by(long_name + " (jane@example.com)") == (
+    assert changed.split_changed_by(long_name) == (long_name, "")
+    assert changed.split_changed_by(long_name + " (jane@example.com)") == (
         long_name,
         "jane@example.com",
     )
-    assert changes.split_changed_by("x@" * 50_000) == ("", ("x@" * 50_000))
+    assert changed.split_changed_by("x@" * 50_000) == ("", ("x@" * 50_000))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
-from configcat_segment.webhooks.views import _stored_webhook_id
+from configcat_segment.webhooks.receipts import stored_webhook_id
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2
 from .conftest import NOW, configcat_body, headers_for
@@ -129,7 +129,7 @@ class WebhookFuzz(TestCase):
         if should_verify:
             assert response.status_code == 200, answer
             receipt = WebhookReceipt.objects.get(
-                connection=self.connection, webhook_id=_stored_webhook_id(webhook_id)
+                connection=self.connection, webhook_id=stored_webhook_id(webhook_id)
             )
             assert bytes(receipt.body) == body
             assert receipt.outcome in {"processed", "processed_with_errors"}

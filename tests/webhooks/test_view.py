@@ -14,7 +14,7 @@ from django.test import override_settings
 from configcat_segment.constants import HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
 from configcat_segment.signals import flag_changed
-from configcat_segment.webhooks import views as webhooks
+from configcat_segment.webhooks import receipts
 from configcat_segment.webhooks.views import WebhookView
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2, WRITE_KEY, CsrfClient
@@ -357,7 +357,7 @@ def test_a_body_that_is_not_the_template_still_makes_an_event_with_the_raw_text(
     assert receipt.error.splitlines() == data["problems"]
     [event] = Event.objects.all()
     assert event.payload["properties"]["details"] == details
-    assert event.payload["userId"] == webhooks.connection_user_id(segment_connection)
+    assert event.payload["userId"] == receipts.connection_user_id(segment_connection)
 
 
 def test_unescaped_quotes_still_make_full_events(segment_connection, send):
@@ -459,9 +459,9 @@ def test_reprocess_is_safe_to_repeat_and_recreates_only_missing_events(segment_c
     receipt = WebhookReceipt.objects.get()
     ids = set(Event.objects.values_list("message_id", flat=True))
     Event.objects.filter(flag_key="discountRate").delete()
-    assert webhooks.reprocess(receipt).outcome == "processed"
+    assert receipts.reprocess(receipt).outcome == "processed"
     assert set(Event.objects.values_list("message_id", flat=True)) == ids
-    webhooks.reprocess(receipt)
+    receipts.reprocess(receipt)
     assert Event.objects.count() == 2
 
 
@@ -471,7 +471,7 @@ def test_reprocess_uses_the_connection_as_it_is_now(segment_connection, send):
     receipt = WebhookReceipt.objects.get()
     assert receipt.outcome == "ignored"
     segment_connection.connect()
-    assert webhooks.reprocess(receipt).outcome == "processed"
+    assert receipts.reprocess(receipt).outcome == "processed"
     assert Event.objects.count() == 2
 
 

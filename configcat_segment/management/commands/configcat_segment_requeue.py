@@ -9,8 +9,6 @@ from ...delivery import outbox
 from ...models import Event
 from ..base import JSONCommand, get_connection, whole_number
 
-REQUEUABLE = [Event.Status.DEAD, Event.Status.FAILED, Event.Status.DELIVERED]
-
 
 def largest_event_id() -> int:
     """The largest primary key the events table can hold."""
@@ -29,7 +27,7 @@ class Command(JSONCommand):
         parser.add_argument(
             "--status",
             action="append",
-            choices=[s.value for s in REQUEUABLE],
+            choices=[s.value for s in Event.REQUEUABLE],
             help="Which events (repeat for several). Default: dead.",
         )
         parser.add_argument(

@@ -1,0 +1,149 @@
+"""The events table: every Segment message, written before it is sent (the outbox) and
+kept after (the log). Its statuses, and the sets of them each job works on, are named here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from .connection import SegmentConnection
+from .lookups import InConstants
+from .receipt import WebhookReceipt
+
+
+class EventStatus(models.TextChoices):
+    """Where an event is on its way to Segment (``Event.Status``)."""
+
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed, will retry")
+    DEAD = "dead", _("Dead")
+
+
+# Sent by the dispatcher once their next attempt is due (``Event.DUE``). Named outside the
+# model because its Meta, which cannot see the model's names, indexes exactly these.
+DUE_STATUSES = (EventStatus.PENDING, EventStatus.FAILED)
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def due(self, now: Any = None) -> EventQuerySet:
+        """Events the dispatcher should send now."""
+        now = now or timezone.now()
+        return self.filter(status__in_constants=Event.DUE, next_attempt_at__lte=now)
+
+
+class Event(models.Model):
+    """One Segment message: written before it is sent, kept as the log after."""
+
+    class Type(models.TextChoices):
+        TRACK = "track", _("track")
+        IDENTIFY = "identify", _("identify")
+
+    Status = EventStatus
+
+    # The sets of statuses each job works on, named once.
+    DUE: ClassVar[tuple[EventStatus, ...]] = DUE_STATUSES
+    # Still needing something (or someone): what the event log counts per connection.
+    WAITING: ClassVar[tuple[EventStatus, ...]] = (Status.PENDING, Status.FAILED, Status.DEAD)
+    # Queued again by a retry (the event log, the admin), and by a replay.
+    RETRYABLE: ClassVar[tuple[EventStatus, ...]] = (Status.FAILED, Status.DEAD)
+    REPLAYABLE: ClassVar[tuple[EventStatus, ...]] = (Status.DELIVERED,)
+    # What ``configcat_segment_requeue --status`` accepts.
+    REQUEUABLE: ClassVar[tuple[EventStatus, ...]] = (Status.DEAD, Status.FAILED, Status.DELIVERED)
+
+    connection = models.ForeignKey(
+        SegmentConnection, on_delete=models.CASCADE, related_name="events"
+    )
+    type = models.CharField(max_length=10, choices=Type.choices)
+    event_name = models.CharField(_("event"), max_length=200, blank=True)
+    flag_key = models.CharField(_("flag key"), max_length=255, blank=True)
+    user_id = models.CharField(
+        _("user id"), max_length=255, blank=True, help_text=_("userId, else anonymousId.")
+    )
+    message_id = models.CharField(_("Segment messageId"), max_length=100, unique=True)
+    payload = models.JSONField(_("message"), help_text=_("The exact message sent to Segment."))
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # When the event last entered the queue: its creation, or a retry / replay. The
+    # maximum age is counted from here, so a requeued old event gets a fair chance.
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    receipt = models.ForeignKey(
+        WebhookReceipt,
+        verbose_name=_("webhook receipt"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+    )
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-id"]
+        indexes = [
+            # The dispatcher's claim query and its "which connections have due events";
+            # partial, so it stays small as delivered rows pile up.
+            models.Index(
+                fields=["connection", "next_attempt_at"],
+                condition=Q(status__in=list(DUE_STATUSES)),
+                name="cs_event_conn_due",
+            ),
+            # The event log: newest first, overall and by each filter.
+            models.Index(fields=["connection", "-id"], name="cs_event_conn_newest"),
+            models.Index(fields=["status", "-id"], name="cs_event_status_newest"),
+            models.Index(fields=["flag_key", "-id"], name="cs_event_flag_newest"),
+            models.Index(fields=["user_id", "-id"], name="cs_event_user_newest"),
+            # The event log's overview (0002_eventlog): its chart counts each hour by status
+            # from this index alone, the counts per connection and status and the list of
+            # one connection's events in one status come from the next, and each
+            # connection's last delivery is one probe of the last.
+            models.Index(fields=["created_at", "status"], name="cs_event_created_status"),
+            models.Index(
+                fields=["status", "connection", "-id"], name="cs_event_status_conn_newest"
+            ),
+            models.Index(fields=["connection", "delivered_at"], name="cs_event_conn_delivered"),
+        ]
+
+    def __str__(self) -> str:
+        label = self.event_name or self.type
+        return f"{label} {self.flag_key}".strip() + f" [{self.status}]"
+
+    @property
+    def is_queued(self) -> bool:
+        """Whether it waits in the outbox to be sent: pending, or failed and to be retried."""
+        return self.status in self.DUE
+
+    @property
+    def kind(self) -> str:
+        """``changed``, ``evaluated`` or ``identify``: what the event log shows."""
+        if self.type == self.Type.IDENTIFY:
+            return "identify"
+        return {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated"}.get(
+            self.event_name, self.event_name
+        )
+
+
+# The outbox's queries name the statuses of its partial index in their SQL (see lookups).
+Event._meta.get_field("status").register_lookup(InConstants)
+
+
+class EventLog(Event):
+    """No data of its own: puts the event log page on the admin index (its admin redirects)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("event log")
+        verbose_name_plural = _("event log")
