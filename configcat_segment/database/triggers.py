@@ -29,10 +29,19 @@ class TriggerSet:
     table: str  # present once the migration that creates these triggers has run
     triggers: Mapping[str, str]  # name: the CREATE TRIGGER statement after the name
     rebuild: Sequence[str]  # statements that make ``table`` right again from the events
+    setup: Sequence[str] = ()  # what the triggers call (functions), created first
+    teardown: Sequence[str] = ()  # and dropped after the triggers
 
     def create(self, names: Sequence[str] | None = None) -> list[str]:
+        """``CREATE TRIGGER`` statements, which replace (PostgreSQL) or keep (SQLite) a
+        trigger of the same name."""
+        verb = (
+            "CREATE OR REPLACE TRIGGER"
+            if self.vendor == "postgresql"
+            else "CREATE TRIGGER IF NOT EXISTS"
+        )
         return [
-            f"CREATE TRIGGER {name} {body}"
+            f"{verb} {name} {body}"
             for name, body in self.triggers.items()
             if names is None or name in names
         ]
@@ -54,9 +63,9 @@ def existing_triggers(connection: BaseDatabaseWrapper) -> set[str]:
 
 
 def all_sets() -> list[TriggerSet]:
-    from . import search
+    from . import counts, search
 
-    return [search.SQLITE_TRIGGERS]
+    return [search.SQLITE_TRIGGERS, *counts.SETS.values()]
 
 
 def repair(using: str = DEFAULT_DB_ALIAS) -> list[str]:
@@ -80,7 +89,8 @@ def repair(using: str = DEFAULT_DB_ALIAS) -> list[str]:
         if not missing:
             continue
         with transaction.atomic(using=using), connection.cursor() as cursor:
-            for statement in [*trigger_set.create(missing), *trigger_set.rebuild]:
+            statements = [*trigger_set.setup, *trigger_set.create(missing), *trigger_set.rebuild]
+            for statement in statements:
                 cursor.execute(statement)
         logger.warning(
             "configcat_segment: recreated the missing triggers %s and rebuilt %s",

@@ -4,7 +4,8 @@ Events are written on every webhook and evaluation and settled on every delivery
 migration that locks the table against writes (a plain ``CREATE INDEX``, say) would stall
 the site and the workers for as long as it runs, or as long as it waits for a long
 transaction. From 0005 on, the app's migrations build indexes ``CONCURRENTLY`` in
-non-atomic migrations.
+non-atomic migrations, and create triggers in short transactions that give up rather than
+queue writers behind them (and try again).
 """
 
 from __future__ import annotations
@@ -46,21 +47,28 @@ def statements(name: str) -> Iterator[str]:
             yield line
 
 
+ON_EVENTS = re.compile(r'\bON "?configcat_segment_event"?\s')
+
+
 @pytest.mark.django_db(transaction=True)  # as migrate runs: outside a transaction
-def test_every_index_on_the_events_table_is_built_and_dropped_concurrently():
+def test_every_lock_on_the_events_table_is_concurrent_or_short():
     loader = MigrationLoader(connection)
-    checked = 0
+    indexes = triggers = 0
     for name in online_migrations():
+        previous = ""
         for sql in statements(name):
-            if (
-                re.search(r"\b(CREATE|DROP) (UNIQUE )?INDEX\b", sql)
-                and "configcat_segment_event" in sql
-            ):
+            if re.search(r"\b(CREATE|DROP) (UNIQUE )?INDEX\b", sql) and ON_EVENTS.search(sql):
                 assert "CONCURRENTLY" in sql, (name, sql)
                 assert not loader.get_migration(APP, name).atomic, name
-                checked += 1
+                indexes += 1
+            if re.search(r"\bCREATE (OR REPLACE )?TRIGGER\b", sql) and ON_EVENTS.search(sql):
+                assert previous.startswith("SET lock_timeout = '100ms'"), (name, sql)
+                assert not loader.get_migration(APP, name).atomic, name
+                triggers += 1
             assert not re.search(r"ALTER TABLE \"?configcat_segment_event\"? ", sql), (name, sql)
-    assert checked >= 2  # the search's trigram indexes at least
+            previous = sql
+    assert indexes >= 2  # the search's trigram indexes at least
+    assert triggers >= 4  # the counts'
 
 
 # -- with a transaction writing meanwhile -------------------------------------------------------
@@ -167,3 +175,18 @@ def test_a_plain_create_index_would_stop_writers_which_this_test_would_see(make_
 
     with pytest.raises(OperationalError, match="lock timeout"):
         while_a_writer_waits(make_event, plain_index, "CREATE INDEX", lock_timeout="1s")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_installing_the_count_triggers_lets_events_be_written(make_event):
+    from configcat_segment.models import EventCount
+
+    make_event(status="delivered", user_id="before")
+    apply = rerun("0007_eventlog_counts")
+    while_a_writer_waits(make_event, apply, "CREATE OR REPLACE TRIGGER", lock_timeout="5s")
+    assert Event.objects.filter(user_id="written-meanwhile").count() == 1
+    counted = EventCount.objects.by_connection(["pending", "delivered"])
+    assert {status: n for per in counted.values() for status, n in per.items()} == {
+        "delivered": 1,
+        "pending": 2,  # the long transaction's and the one written meanwhile
+    }
