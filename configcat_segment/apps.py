@@ -15,12 +15,14 @@ class ConfigCatSegmentConfig(AppConfig):
         from .database import triggers
         from .delivery import credentials as health
         from .delivery import runner as runners
+        from .operations import install as install_operations
         from .segment import transport
 
         checks.register()
         transport.install_log_filter()
         health.connect_signals()
         post_migrate.connect(triggers.on_post_migrate, sender=self)
+        install_operations()
         try:
             delivery = get_settings().DELIVERY
         except ImproperlyConfigured:

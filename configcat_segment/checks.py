@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
@@ -199,6 +200,28 @@ def check_lease(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
     ]
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def check_api_base_url(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        base_url = get_settings().CONFIGCAT_API_BASE_URL
+    except ImproperlyConfigured:  # E003 reports it
+        return []
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS:
+        return []
+    return [
+        checks.Warning(
+            f"{setting_path('CONFIGCAT_API_BASE_URL')} is not an https:// URL: the ConfigCat "
+            "Public API credential of every connection that reconciles would cross the "
+            "network in clear text.",
+            hint="Use https://api.configcat.com (the default), or an https:// proxy.",
+            id="configcat_segment.W014",
+        )
+    ]
+
+
 def register() -> None:
     checks.register(check_settings)
     checks.register(check_rest_framework)
@@ -210,3 +233,4 @@ def register() -> None:
     checks.register(check_unsigned_webhooks, checks.Tags.security)
     checks.register(check_celery)
     checks.register(check_lease)
+    checks.register(check_api_base_url, checks.Tags.security)

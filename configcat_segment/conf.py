@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
@@ -27,6 +28,15 @@ MAX_RETENTION_DAYS = 36_500
 
 # Ten years: longer durations mean nothing here, and the date arithmetic overflows far above.
 MAX_SECONDS = 10 * 365 * 24 * 3600
+
+# A monitoring token shorter than this is too easy to guess.
+MIN_TOKEN_LENGTH = 24
+# ConfigCat's audit log answers for at most 30 days between its two dates.
+MAX_AUDIT_LOG_WINDOW_SECONDS = 30 * 24 * 3600
+
+# A day: a webhook later than that is no proof of anything, and the audit log is read
+# that much behind, so a longer tolerance only delays reconciliation.
+MAX_RECONCILE_TOLERANCE_SECONDS = 24 * 3600
 
 Validator = Callable[[Any], str | None]
 
@@ -105,6 +115,12 @@ def _one_of(*choices: str) -> Validator:
     return validate
 
 
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return None
+    return "must be a non-empty string"
+
+
 def _optional_text(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value.strip()):
         return None
@@ -123,6 +139,27 @@ def _dotted_path(value: Any) -> str | None:
     if isinstance(value, str) and value.count(".") >= 1 and all(value.split(".")):
         return None
     return "must be a dotted import path such as 'myapp.flags.make_user'"
+
+
+def _optional_secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) >= MIN_TOKEN_LENGTH and value == value.strip():
+        return None
+    return (
+        f"must be None or a string of at least {MIN_TOKEN_LENGTH} characters without "
+        "surrounding spaces (secrets.token_urlsafe(32) makes one)"
+    )
+
+
+def _http_url(value: Any) -> str | None:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:
+        parts = None
+    if parts and parts.scheme in ("http", "https") and parts.hostname and not parts.password:
+        return None
+    return "must be an http:// or https:// URL (without credentials in it)"
 
 
 def _optional_http_url(value: Any) -> str | None:
@@ -191,6 +228,21 @@ class AppSettings:
     # The event log page.
     EVENT_LOG_PAGE_SIZE: int = 50
 
+    # Operations: health endpoint, metrics, alerts (docs/operations.md).
+    MONITORING_TOKEN: str | None = None
+    HEALTH_MAX_LAG_SECONDS: int = 300
+    METRICS_WINDOW_SECONDS: int = 300
+    ALERT_EMAILS: bool = False
+    ALERT_INTERVAL_SECONDS: int = 3600
+    ALERT_CACHE: str = "default"
+    SITE_URL: str | None = None
+    # Missed changes and ConfigCat's retries (docs/configcat-webhooks.md).
+    CONFIGCAT_API_BASE_URL: str = "https://api.configcat.com"
+    RECONCILE_INTERVAL_SECONDS: int = 600
+    RECONCILE_TOLERANCE_SECONDS: int = 600
+    RECONCILE_WINDOW_SECONDS: int = 24 * 3600
+    WEBHOOK_DUPLICATE_SECONDS: int = 600
+
 
 VALIDATORS: Mapping[str, Validator] = {
     "DELIVERY": _one_of("thread", "worker", "celery"),
@@ -229,6 +281,18 @@ VALIDATORS: Mapping[str, Validator] = {
     "EVALUATION_FLUSH_SECONDS": _seconds(_positive_number),
     "EVALUATION_WRITER": _one_of("thread", "manual"),
     "EVENT_LOG_PAGE_SIZE": _positive_int,
+    "MONITORING_TOKEN": _optional_secret,
+    "HEALTH_MAX_LAG_SECONDS": _seconds(_positive_int),
+    "METRICS_WINDOW_SECONDS": _seconds(_positive_int),
+    "ALERT_EMAILS": _boolean,
+    "ALERT_INTERVAL_SECONDS": _seconds(_positive_int),
+    "ALERT_CACHE": _text,
+    "SITE_URL": _optional_http_url,
+    "CONFIGCAT_API_BASE_URL": _http_url,
+    "RECONCILE_INTERVAL_SECONDS": _seconds(_positive_int),
+    "RECONCILE_TOLERANCE_SECONDS": _int_between(1, MAX_RECONCILE_TOLERANCE_SECONDS),
+    "RECONCILE_WINDOW_SECONDS": _int_between(60, MAX_AUDIT_LOG_WINDOW_SECONDS),
+    "WEBHOOK_DUPLICATE_SECONDS": _seconds(_non_negative_int),
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(AppSettings))

@@ -12,7 +12,11 @@ from .redaction import redact
 
 SECRET_FIELDS = SegmentConnection.SECRET_FIELDS
 # Secrets that may be removed (a connection always has its write key), each with a box.
-REMOVABLE_SECRETS = ("signing_key", "signing_key_secondary")
+REMOVABLE_SECRETS = (
+    "signing_key",
+    "signing_key_secondary",
+    *SegmentConnection.API_CREDENTIAL_FIELDS,
+)
 REMOVE_BOXES = tuple(f"clear_{name}" for name in REMOVABLE_SECRETS)
 
 # The form's fields, in the groups the admin shows them in.
@@ -23,7 +27,24 @@ CONFIGCAT_FIELDS = (
     "clear_signing_key",
     "signing_key_secondary",
     "clear_signing_key_secondary",
+    "configcat_api_user",
+    "clear_configcat_api_user",
+    "configcat_api_password",
+    "clear_configcat_api_password",
 )
+HELP_TEXTS = {
+    "write_key": _("From the Segment source's settings page: API Keys → Write Key."),
+    "signing_key": _(
+        "From the webhook's page in ConfigCat (starts with configcat_whsk_). "
+        "Without a key, webhooks are refused."
+    ),
+    "configcat_api_user": _(
+        "A ConfigCat Public API credential (Dashboard → My account → Public API "
+        "credentials), with the product id: changes no webhook delivered are read from the "
+        "product's audit log and forwarded."
+    ),
+    "configcat_api_password": _("The password of that Public API credential."),
+}
 
 
 class SecretInput(forms.PasswordInput):
@@ -44,8 +65,16 @@ class SegmentConnectionForm(forms.ModelForm):
     signing_key_secondary = forms.CharField(
         label=_("Second webhook signing key"), required=False, widget=SecretInput()
     )
+    configcat_api_user = forms.CharField(
+        label=_("ConfigCat Public API username"), required=False, widget=SecretInput()
+    )
+    configcat_api_password = forms.CharField(
+        label=_("ConfigCat Public API password"), required=False, widget=SecretInput()
+    )
     clear_signing_key = forms.BooleanField(label=_("Remove this key"), required=False)
     clear_signing_key_secondary = forms.BooleanField(label=_("Remove this key"), required=False)
+    clear_configcat_api_user = forms.BooleanField(label=_("Remove it"), required=False)
+    clear_configcat_api_password = forms.BooleanField(label=_("Remove it"), required=False)
 
     class Meta:
         model = SegmentConnection
@@ -60,18 +89,14 @@ class SegmentConnectionForm(forms.ModelForm):
             stored = "" if adding else getattr(self.instance, name)
             field = self.fields[name]
             if stored:
-                field.help_text = _("Stored key ends with %(hint)s. Leave blank to keep it.") % {
-                    "hint": redact(stored)
-                }
-            elif name == "write_key":
-                field.help_text = _(
-                    "From the Segment source's settings page: API Keys → Write Key."
+                stored_text = (
+                    _("Stored value ends with %(hint)s. Leave blank to keep it.")
+                    if name in SegmentConnection.API_CREDENTIAL_FIELDS
+                    else _("Stored key ends with %(hint)s. Leave blank to keep it.")
                 )
+                field.help_text = stored_text % {"hint": redact(stored)}
             else:
-                field.help_text = _(
-                    "From the webhook's page in ConfigCat (starts with configcat_whsk_). "
-                    "Without a key, webhooks are refused."
-                )
+                field.help_text = HELP_TEXTS.get(name, HELP_TEXTS["signing_key"])
         self.fields["write_key"].required = adding
         for name in REMOVABLE_SECRETS:
             if adding or not getattr(self.instance, name):
@@ -93,4 +118,12 @@ class SegmentConnectionForm(forms.ModelForm):
                 cleaned[name] = getattr(self.instance, name)
             else:
                 cleaned[name] = typed
+        user, password = cleaned.get("configcat_api_user"), cleaned.get("configcat_api_password")
+        if bool(user) != bool(password):
+            missing = "configcat_api_password" if user else "configcat_api_user"
+            self.add_error(missing, _("A Public API credential is a username and a password."))
+        elif user and not (cleaned.get("product_id") or "").strip():
+            self.add_error(
+                "product_id", _("Reading the audit log with the credential needs the product id.")
+            )
         return cleaned

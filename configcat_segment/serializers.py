@@ -21,6 +21,7 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
     write_key = serializers.CharField(source="write_key_hint")
     signing_keys = serializers.SerializerMethodField()
     healthy = serializers.BooleanField(source="is_healthy")
+    reconciliation = serializers.SerializerMethodField()
 
     class Meta:
         model = SegmentConnection
@@ -39,8 +40,26 @@ class SegmentConnectionSerializer(serializers.ModelSerializer):
             "disconnected_at",
             "healthy",
             *SegmentConnection.HEALTH_FIELDS,
+            "reconciliation",
         ]
         read_only_fields = fields
+
+    def get_reconciliation(self, obj: SegmentConnection) -> dict[str, Any]:
+        """Reconciliation with ConfigCat's audit log: on or off, and its health."""
+        field = serializers.DateTimeField()
+
+        def moment(value: Any) -> Any:
+            return None if value is None else field.to_representation(value)
+
+        return {
+            "enabled": obj.can_reconcile,
+            "configcat_api_user": redact(obj.configcat_api_user),
+            "healthy": obj.reconcile_healthy,
+            "reconciled_until": moment(obj.reconciled_until),
+            "last_read_at": moment(obj.reconcile_checked_at),
+            "failing_since": moment(obj.reconcile_failing_since),
+            "error": obj.reconcile_error,
+        }
 
     def get_signing_keys(self, obj: SegmentConnection) -> list[str]:
         return [redact(key) for key in obj.signing_keys]
@@ -58,6 +77,9 @@ class EventSerializer(serializers.ModelSerializer):
 
     connection = serializers.SerializerMethodField()
     kind = serializers.CharField()
+    # Where a change came from ("webhook", "audit_log"); "source" is a Field attribute.
+    change_source = serializers.CharField(source="source")
+    source_display = serializers.CharField()
     status_display = serializers.CharField(source="get_status_display")
     url = serializers.SerializerMethodField()
 
@@ -69,6 +91,8 @@ class EventSerializer(serializers.ModelSerializer):
             "created_at",
             "connection",
             "kind",
+            "change_source",
+            "source_display",
             "type",
             "event_name",
             "flag_key",

@@ -19,16 +19,32 @@ from typing import Any
 from celery import shared_task
 
 from .delivery.runner import Runner
+from .reconcile import run_due
 
 TASK_NAME = "configcat_segment.deliver"
+RECONCILE_TASK_NAME = "configcat_segment.reconcile"
 
-# Retries become due without anything being written, so something must look for them.
+# Retries become due without anything being written, so something must look for them;
+# reconciliation looks each minute for connections whose interval has passed.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "configcat-segment-deliver": {"task": TASK_NAME, "schedule": 10.0},
+    "configcat-segment-reconcile": {"task": RECONCILE_TASK_NAME, "schedule": 60.0},
 }
 
 
 @shared_task(name=TASK_NAME, ignore_result=True)
 def deliver() -> dict[str, int]:
     """Deliver everything due now; returns what was done (counts)."""
-    return Runner().run(until_idle=True).as_dict()
+    return Runner(reconcile=False).run(until_idle=True).as_dict()
+
+
+@shared_task(name=RECONCILE_TASK_NAME, ignore_result=True)
+def reconcile() -> dict[str, int]:
+    """Reconcile the connections whose interval has passed with ConfigCat's audit log
+    (any number at once: each connection is read by one of them)."""
+    outcomes = run_due()
+    return {
+        "connections": len(outcomes),
+        "forwarded": sum(o.forwarded for o in outcomes),
+        "errors": sum(1 for o in outcomes if o.error),
+    }

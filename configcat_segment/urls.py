@@ -2,6 +2,7 @@ from django.urls import path, re_path
 
 from .eventlog import api as eventlog_api
 from .eventlog import views as eventlog
+from .operations import views as operations
 from .webhooks import views as webhooks
 
 app_name = "configcat_segment"
@@ -18,4 +19,6 @@ urlpatterns = [
     path("api/events/", eventlog_api.EventListAPI.as_view(), name="api_events"),
     path("api/events/<int:pk>/", eventlog_api.EventDetailAPI.as_view(), name="api_event"),
     path("api/connections/", eventlog_api.ConnectionHealthAPI.as_view(), name="api_connections"),
+    # For uptime checks and monitoring: staff, or CONFIGCAT_SEGMENT["MONITORING_TOKEN"].
+    path("health/", operations.health, name="health"),
 ]

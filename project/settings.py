@@ -127,6 +127,8 @@ CONFIGCAT_SEGMENT: dict[str, Any] = {
     "DELIVERY": env_str("CONFIGCAT_SEGMENT_DELIVERY", "thread"),
     "SDK_KEY": env_str("CONFIGCAT_SDK_KEY") or "configcat-sdk-test-key/0000000000000000000000",
     "FLAG_OVERRIDES": _flag_overrides or None,
+    # Where reconciliation reads ConfigCat's audit log (a proxy, or a local fake).
+    "CONFIGCAT_API_BASE_URL": env_str("CONFIGCAT_API_BASE_URL") or "https://api.configcat.com",
 }
 
 LOGGING = {

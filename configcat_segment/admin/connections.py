@@ -12,8 +12,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
@@ -27,6 +29,7 @@ from ..forms import (
     SegmentConnectionForm,
 )
 from ..models import SegmentConnection
+from ..operations.admin import TestSendAdmin
 from ..redaction import redact
 
 sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
@@ -40,6 +43,10 @@ STATUS_FIELDS = [
     "id",
     *SegmentConnection.HISTORY_FIELDS,
     *SegmentConnection.HEALTH_FIELDS,
+    "reconciliation_health",
+    "reconciled_until",
+    "reconcile_checked_at",
+    "webhook_scopes_display",
 ]
 FIELDSETS: list[tuple[Any, Sequence[str]]] = [
     (None, SEGMENT_FIELDS),
@@ -50,20 +57,21 @@ FIELDSETS: list[tuple[Any, Sequence[str]]] = [
 
 
 @admin.register(SegmentConnection)
-class SegmentConnectionAdmin(admin.ModelAdmin):
+class SegmentConnectionAdmin(TestSendAdmin):
     form = SegmentConnectionForm
     list_display = [
         "name",
         "region_display",
         "connected",
         "healthy",
+        "reconciling",
         "forward_changes",
         "forward_evaluations",
         "connected_at",
     ]
     list_filter = ["connected", "region", "forward_changes", "forward_evaluations"]
     search_fields = ["name", "product_id", "product_name"]
-    actions = ["connect_selected", "disconnect_selected"]
+    actions = ["connect_selected", "disconnect_selected", "send_test_events"]
     readonly_fields = STATUS_FIELDS
 
     @admin.display(description=_("region"), ordering="region")
@@ -73,6 +81,37 @@ class SegmentConnectionAdmin(admin.ModelAdmin):
     @admin.display(description=_("healthy"), boolean=True)
     def healthy(self, obj: SegmentConnection) -> bool:
         return obj.is_healthy
+
+    @admin.display(description=_("reconciled"), boolean=True)
+    def reconciling(self, obj: SegmentConnection) -> bool | None:
+        """Unknown (no credential), yes (the last reading worked) or no."""
+        return obj.reconcile_healthy
+
+    @admin.display(description=_("reconciliation with the audit log"))
+    def reconciliation_health(self, obj: SegmentConnection) -> str:
+        if not obj.can_reconcile:
+            return gettext("Off: it needs the product id and a Public API credential.")
+        if obj.reconcile_failing_since is not None:
+            return gettext("Failing since %(since)s: %(error)s") % {
+                "since": date_format(localtime(obj.reconcile_failing_since), "DATETIME_FORMAT"),
+                "error": obj.reconcile_error,
+            }
+        if obj.reconcile_checked_at is None:
+            return gettext("On; not read yet.")
+        return gettext("Working.")
+
+    @admin.display(description=_("configs and environments it receives webhooks for"))
+    def webhook_scopes_display(self, obj: SegmentConnection) -> str:
+        scopes = [str(scope) for scope in obj.webhook_scopes.all()]
+        return ", ".join(scopes) if scopes else gettext("None yet (learned from its webhooks).")
+
+    @admin.display(description=_("ConfigCat Public API username"))
+    def configcat_api_user_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.configcat_api_user)
+
+    @admin.display(description=_("ConfigCat Public API password"))
+    def configcat_api_password_redacted(self, obj: SegmentConnection) -> str:
+        return redact(obj.configcat_api_password)
 
     @admin.display(description=_("write key"))
     def write_key_redacted(self, obj: SegmentConnection) -> str:

@@ -37,6 +37,7 @@ from django.db import close_old_connections, connections
 
 from ..conf import get_settings
 from ..evaluations import store as writer
+from ..reconcile.schedule import Periodic
 from ..segment import transport
 from . import outbox
 from .dispatcher import Dispatcher, Report
@@ -91,6 +92,7 @@ class Runner:
         threads: int | None = None,
         poll_seconds: float | None = None,
         fork_guard: ForkGuard | None = None,
+        reconcile: bool = True,
     ) -> None:
         settings = get_settings()
         self.fork_guard = fork_guard or ForkGuard()
@@ -114,6 +116,13 @@ class Runner:
         self._served: dict[uuid.UUID, int] = {}  # connection -> turn its last lane started
         self._lanes_wanted = False  # due connections are waiting for a lane
         self._lock = threading.Lock()
+        # Reconciliation with ConfigCat's audit log, on a thread of its own, while the
+        # runner runs for good (not for a --once, a Celery task or the exit flush).
+        self.reconciler = (
+            Periodic(database=self.fork_guard.database, should_stop=lambda: self.stopping)
+            if reconcile
+            else None
+        )
 
     def wake(self) -> None:
         """Look for due events now rather than at the next poll."""
@@ -150,6 +159,8 @@ class Runner:
                 finishing = until_idle or self._deadline is not None
                 due = self._due_connections(rest_for_good=until_idle)
                 self._start_lanes(due)
+                if self.reconciler is not None and not finishing:
+                    self.reconciler.poke()
                 with self._lock:
                     idle = not self._lanes
                 if finishing and idle and not due:
@@ -158,6 +169,8 @@ class Runner:
         finally:
             self._stopping.set()
             self._join_lanes()
+            if self.reconciler is not None:
+                self.reconciler.join()
             with self.fork_guard.database():
                 connections.close_all()
         return self.report

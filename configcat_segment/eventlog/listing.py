@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -51,6 +52,10 @@ def list_events(params: Mapping[str, str], *, size: int | None = None) -> Listin
                 "This page link is not valid (it may have been cut short); "
                 "showing the newest events instead."
             )
-    events = event_filter.rows(Event.objects.select_related("connection").defer("payload"))
+    events = event_filter.rows(
+        Event.objects.select_related("connection")
+        .defer("payload")
+        .annotate(source_marker=KT("payload__properties__source"))  # Event.source
+    )
     page = paginate(events, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
     return Listing(filter=event_filter, errors=errors, page=page)

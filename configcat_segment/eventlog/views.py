@@ -182,6 +182,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "event": event,
             "payload_json": pretty_json(event.payload),
+            "audit_log_id": (event.payload.get("properties") or {}).get("audit_log_id"),
             "receipt": event.receipt,
             "receipt_body": body_text(event.receipt.body) if event.receipt else "",
             "receipt_headers": (

@@ -9,6 +9,7 @@ from .counters import EvaluationCounter, EvaluationCounterQuerySet
 from .counts import EventCount, EventCountChange
 from .event import DUE_STATUSES, Event, EventLog, EventQuerySet, EventStatus
 from .receipt import WebhookReceipt
+from .scopes import WebhookScope
 
 __all__ = [
     "DUE_STATUSES",
@@ -24,5 +25,6 @@ __all__ = [
     "SegmentConnection",
     "SegmentConnectionQuerySet",
     "WebhookReceipt",
+    "WebhookScope",
     "_new_salt",
 ]

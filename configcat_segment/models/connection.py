@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import secrets
 import uuid
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..redaction import redact
 from ..segment import regions
+from ..signals import connection_healthy, connection_unhealthy
 from ..validators import validate_endpoint, validate_signing_key, validate_write_key
 
 
@@ -44,7 +47,18 @@ class SegmentConnection(models.Model):
 
     # Groups of fields, named once for the admin, its form and the JSON shapes.
     # Write-only: never shown, never sent back; only their redacted hints are.
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("write_key", "signing_key", "signing_key_secondary")
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
+        "write_key",
+        "signing_key",
+        "signing_key_secondary",
+        "configcat_api_user",
+        "configcat_api_password",
+    )
+    # A ConfigCat Public API credential (both or neither), for reconciliation.
+    API_CREDENTIAL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "configcat_api_user",
+        "configcat_api_password",
+    )
     # What ConfigCat does not say in its webhooks, added to every change.
     PRODUCT_FIELDS: ClassVar[tuple[str, ...]] = ("product_id", "product_name")
     FORWARDING_FIELDS: ClassVar[tuple[str, ...]] = ("forward_changes", "forward_evaluations")
@@ -60,6 +74,13 @@ class SegmentConnection(models.Model):
         "unhealthy_since",
         "unhealthy_reason",
         "delivery_paused_until",
+    )
+    # Kept by reconciliation (configcat_segment.reconcile), never by a form.
+    RECONCILE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "reconciled_until",
+        "reconcile_checked_at",
+        "reconcile_failing_since",
+        "reconcile_error",
     )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -98,6 +119,14 @@ class SegmentConnection(models.Model):
         blank=True,
         validators=[validate_signing_key],
         help_text=_("While rotating keys, ConfigCat signs with both."),
+    )
+    # A ConfigCat Public API credential: with the product id, reconciliation reads the
+    # product's audit log for changes no webhook delivered (configcat_segment.reconcile).
+    configcat_api_user = models.CharField(
+        _("ConfigCat Public API username"), max_length=255, blank=True
+    )
+    configcat_api_password = models.CharField(
+        _("ConfigCat Public API password"), max_length=255, blank=True
     )
 
     forward_changes = models.BooleanField(
@@ -139,6 +168,22 @@ class SegmentConnection(models.Model):
     delivery_paused_until = models.DateTimeField(
         _("delivery paused until"), null=True, blank=True, editable=False
     )
+
+    # Reconciliation with ConfigCat's audit log: every change up to ``reconciled_until``
+    # has been read (advanced only after a window was read and written whole); the
+    # others are kept by the reconciliation run (see configcat_segment.reconcile.run).
+    reconciled_until = models.DateTimeField(
+        _("reconciled until"), null=True, blank=True, editable=False
+    )
+    reconcile_checked_at = models.DateTimeField(
+        _("audit log last read"), null=True, blank=True, editable=False
+    )
+    reconcile_failing_since = models.DateTimeField(
+        _("reconciliation failing since"), null=True, blank=True, editable=False
+    )
+    reconcile_error = models.TextField(_("reconciliation error"), blank=True, editable=False)
+    # A process reconciling this connection holds it until then (a claim, not a lock).
+    reconcile_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Secret salt for deterministic Segment messageIds: Segment dedupes messageIds across
     # all workspaces, so ids derived from public data alone could collide with strangers'.
@@ -195,6 +240,19 @@ class SegmentConnection(models.Model):
         return [key for key in (self.signing_key, self.signing_key_secondary) if key]
 
     @property
+    def can_reconcile(self) -> bool:
+        """Whether it has what reading ConfigCat's audit log takes: a product and an API
+        credential."""
+        return bool(self.product_id and self.configcat_api_user and self.configcat_api_password)
+
+    @property
+    def reconcile_healthy(self) -> bool | None:
+        """None when it cannot reconcile; else whether its last reconciliation worked."""
+        if not self.can_reconcile:
+            return None
+        return self.reconcile_failing_since is None
+
+    @property
     def write_key_hint(self) -> str:
         return redact(self.write_key)
 
@@ -237,16 +295,29 @@ class SegmentConnection(models.Model):
     def mark_unhealthy(self, reason: str) -> None:
         """Record that Segment refused this connection's credentials."""
         now = timezone.now()
-        type(self).objects.filter(pk=self.pk, unhealthy_since__isnull=True).update(
-            unhealthy_since=now
+        became = (
+            type(self)
+            .objects.filter(pk=self.pk, unhealthy_since__isnull=True)
+            .update(unhealthy_since=now)
         )
         type(self).objects.filter(pk=self.pk).update(unhealthy_reason=reason, updated_at=now)
         self.refresh_from_db(fields=["unhealthy_since", "unhealthy_reason", "updated_at"])
+        if became:
+            self._send_after_commit(connection_unhealthy, reason=reason)
 
     def mark_healthy(self) -> None:
         if self.unhealthy_since is None:
             return
-        type(self).objects.filter(pk=self.pk).update(
-            unhealthy_since=None, unhealthy_reason="", updated_at=timezone.now()
+        recovered = (
+            type(self)
+            .objects.filter(pk=self.pk, unhealthy_since__isnull=False)
+            .update(unhealthy_since=None, unhealthy_reason="", updated_at=timezone.now())
         )
         self.unhealthy_since, self.unhealthy_reason = None, ""
+        if recovered:
+            self._send_after_commit(connection_healthy)
+
+    def _send_after_commit(self, signal: Signal, **kwargs: Any) -> None:
+        """Send ``signal`` (robustly) once the current transaction commits."""
+        send = functools.partial(signal.send_robust, sender=type(self), connection=self, **kwargs)
+        transaction.on_commit(send, using=router.db_for_write(type(self), instance=self))

@@ -31,6 +31,12 @@ class EventStatus(models.TextChoices):
 DUE_STATUSES = (EventStatus.PENDING, EventStatus.FAILED)
 
 
+SOURCE_WEBHOOK = "webhook"
+SOURCE_AUDIT_LOG = "audit_log"
+SOURCE_LABELS = {SOURCE_WEBHOOK: _("webhook"), SOURCE_AUDIT_LOG: _("audit log")}
+_NOT_READ = object()
+
+
 class EventQuerySet(models.QuerySet["Event"]):
     def due(self, now: Any = None) -> EventQuerySet:
         """Events the dispatcher should send now."""
@@ -125,6 +131,23 @@ class Event(models.Model):
     def is_queued(self) -> bool:
         """Whether it waits in the outbox to be sent: pending, or failed and to be retried."""
         return self.status in self.DUE
+
+    @property
+    def source(self) -> str:
+        """Where a "Feature Flag Changed" event came from: ``webhook`` or ``audit_log``
+        (reconciliation marks its messages); "" for other events. The event log's queries
+        annotate ``source_marker`` so a deferred payload is not loaded for it."""
+        if self.event_name != FLAG_CHANGED:
+            return ""
+        marker = self.__dict__.get("source_marker", _NOT_READ)
+        if marker is _NOT_READ:
+            properties = self.payload.get("properties") if isinstance(self.payload, dict) else {}
+            marker = properties.get("source") if isinstance(properties, dict) else None
+        return SOURCE_AUDIT_LOG if marker == SOURCE_AUDIT_LOG else SOURCE_WEBHOOK
+
+    @property
+    def source_display(self) -> str:
+        return str(SOURCE_LABELS.get(self.source, ""))
 
     @property
     def kind(self) -> str:

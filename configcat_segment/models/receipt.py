@@ -21,6 +21,7 @@ class WebhookReceipt(models.Model):
         PROCESSED_WITH_ERRORS = "processed_with_errors", _("Processed, with problems")
         IGNORED = "ignored", _("Ignored")
         FAILED = "failed", _("Failed")
+        DUPLICATE = "duplicate", _("Duplicate: ConfigCat's retry of an earlier webhook")
 
     # Receipts that produced no events: processing failed, or the connection was not
     # forwarding changes at the time (reprocessing forwards them if it is now).
@@ -35,6 +36,7 @@ class WebhookReceipt(models.Model):
         "remote_addr",
         "outcome",
         "error",
+        "duplicate_of",
     )
 
     connection = models.ForeignKey(
@@ -49,6 +51,17 @@ class WebhookReceipt(models.Model):
     remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
     outcome = models.CharField(max_length=32, choices=Outcome.choices, default=Outcome.RECEIVED)
     error = models.TextField(_("error"), blank=True)
+    # ConfigCat may retry a webhook with a new id: an identical body received shortly
+    # after another is that retry (see webhooks.retries), and links to the original.
+    body_sha256 = models.CharField(_("SHA-256 of the body"), max_length=64, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        verbose_name=_("duplicate of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+    )
 
     class Meta:
         verbose_name = _("webhook receipt")
@@ -65,6 +78,12 @@ class WebhookReceipt(models.Model):
         ]
         indexes = [
             models.Index(fields=["connection", "-received_at"], name="cs_receipt_conn_time"),
+            # The search for the original of a retried webhook (its body's hash).
+            models.Index(
+                fields=["connection", "body_sha256", "-received_at"],
+                condition=~Q(body_sha256=""),
+                name="cs_receipt_conn_body",
+            ),
         ]
 
     def __str__(self) -> str:

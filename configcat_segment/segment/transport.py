@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from segment.analytics import request as segment_request
@@ -31,6 +32,29 @@ class Answer:
     status: int | None  # None: no HTTP answer (refused, reset, timed out, ...)
     error: str = ""  # what went wrong, fit for ``Event.last_error``; never a secret
     retry_after: str | None = None  # the raw ``Retry-After`` header, if any
+    # The start of the answer's body, as text (never a secret): for people to read, so
+    # left out of comparisons.
+    body: str = field(default="", compare=False)
+
+
+# Called after every request with (endpoint, answer, seconds it took, messages sent):
+# metrics count requests here (configcat_segment.operations.metrics).
+Observer = Callable[[str, Answer, float, int], None]
+_observers: list[Observer] = []
+
+
+def add_observer(observer: Observer) -> None:
+    """Call ``observer`` after every request. Adding one twice is a no-op.
+
+    It runs in the sending thread: keep it cheap. Its errors are logged, never raised.
+    """
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
 
 
 def send(
@@ -43,6 +67,33 @@ def send(
     timeout: float,
 ) -> Answer:
     """POST ``messages`` to ``{endpoint}/v1/batch``."""
+    started = time.monotonic()
+    answer = _post(
+        messages,
+        endpoint=endpoint,
+        write_key=write_key,
+        sent_at=sent_at,
+        gzip=gzip,
+        timeout=timeout,
+    )
+    seconds = time.monotonic() - started
+    for observer in list(_observers):
+        try:
+            observer(endpoint, answer, seconds, len(messages))
+        except Exception:
+            logger.exception("configcat_segment: a transport observer failed")
+    return answer
+
+
+def _post(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    endpoint: str,
+    write_key: str,
+    sent_at: str,
+    gzip: bool,
+    timeout: float,
+) -> Answer:
     try:
         response = segment_request.post(
             write_key,
@@ -55,10 +106,15 @@ def send(
     except segment_request.APIError as exc:
         headers = getattr(exc.response, "headers", None) or {}
         text = f"Segment answered {exc.status} {exc.code}: {exc.message}"
-        return Answer(exc.status, _clean(text, write_key), headers.get("Retry-After"))
+        return Answer(
+            exc.status,
+            _clean(text, write_key),
+            headers.get("Retry-After"),
+            _body(exc.response, write_key),
+        )
     except Exception as exc:  # the network's many ways of failing all mean "no answer"
         return Answer(None, _clean(f"No answer from {endpoint}: {exc}", write_key))
-    return Answer(response.status_code)
+    return Answer(response.status_code, body=_body(response, write_key))
 
 
 def after_fork() -> None:
@@ -68,6 +124,15 @@ def after_fork() -> None:
     shared by parent and child would interleave their requests. The session stays usable.
     """
     close_segment_connections()
+
+
+def _body(response: Any, write_key: str) -> str:
+    """The start of ``response``'s body as text (empty without one), cleaned like errors."""
+    try:
+        text = response.text[: _ERROR_CHARS * 2]
+    except Exception:  # no response, or a body that cannot be read or decoded
+        return ""
+    return _clean(text, write_key) if isinstance(text, str) else ""
 
 
 def _clean(text: str, write_key: str) -> str:

@@ -24,7 +24,7 @@ from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
 from ..signals import flag_changed
 from ..text import is_clean
-from . import body, changed
+from . import body, changed, retries
 from .signing import VerifiedWebhook
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ def store(
         method=method,
         headers=scrub_headers(headers),
         body=raw_body,
+        # Only a signed body can be ConfigCat's retry (a key means it was verified).
+        body_sha256=retries.body_hash(raw_body) if connection.signing_keys else "",
         remote_addr=_ip_address(remote_addr),
     )
     try:

@@ -24,7 +24,7 @@ from rest_framework.views import APIView, set_rollback
 
 from ..exceptions import UnknownConnection, WebhookRejected
 from ..models import SegmentConnection, WebhookReceipt
-from . import receipts
+from . import receipts, retries
 from .authentication import ConfigCatSignatureAuthentication, SignedWebhook
 from .parsers import RawBodyParser
 
@@ -100,6 +100,9 @@ class WebhookView(APIView):
                     headers=request.headers,
                     remote_addr=request.META.get("REMOTE_ADDR"),
                 )
+                original = retries.original_of(receipt)
+                if original is not None:
+                    return retries.absorb(receipt, original)
                 return _answer(receipt, len(receipts.process(receipt)))
         except receipts.AlreadyReceived as duplicate:
             return _answer_redelivery(connection, str(duplicate))

@@ -14,6 +14,8 @@ OPTION_NAMES = {
     "custom_endpoint": "--region",
     "signing_key": "--signing-key",
     "signing_key_secondary": "--signing-key (second)",
+    "configcat_api_user": "--configcat-api-user",
+    "configcat_api_password": "--configcat-api-password",
 }
 
 
@@ -42,6 +44,19 @@ class Command(JSONCommand):
             help="A ConfigCat webhook signing key; give it twice while rotating keys.",
         )
         parser.add_argument(
+            "--configcat-api-user",
+            default="",
+            metavar="USERNAME",
+            help="A ConfigCat Public API credential's username: with --product-id, changes "
+            "no webhook delivered are read from the audit log and forwarded.",
+        )
+        parser.add_argument(
+            "--configcat-api-password",
+            default="",
+            metavar="PASSWORD",
+            help="That credential's password.",
+        )
+        parser.add_argument(
             "--no-changes", action="store_true", help="Do not forward flag changes."
         )
         parser.add_argument(
@@ -54,6 +69,17 @@ class Command(JSONCommand):
             raise CommandError("--signing-key: give a key, not an empty value.")
         if len(signing_keys) > 2:
             raise CommandError("--signing-key: give at most two keys (a primary and a second one).")
+        api_user = options["configcat_api_user"].strip()
+        api_password = options["configcat_api_password"].strip()
+        if bool(api_user) != bool(api_password):
+            raise CommandError(
+                "--configcat-api-user and --configcat-api-password: give both (a Public API "
+                "credential is a username and a password), or neither."
+            )
+        if api_user and not options["product_id"].strip():
+            raise CommandError(
+                "--product-id: reading the audit log with the credential needs the product id."
+            )
         try:
             region, custom_endpoint = parse_region(options["region"])
         except InvalidEndpoint as exc:
@@ -67,6 +93,8 @@ class Command(JSONCommand):
             product_name=options["product_name"].strip(),
             signing_key=signing_keys[0] if signing_keys else "",
             signing_key_secondary=signing_keys[1] if len(signing_keys) > 1 else "",
+            configcat_api_user=api_user,
+            configcat_api_password=api_password,
             forward_changes=not options["no_changes"],
             forward_evaluations=not options["no_evaluations"],
         )

@@ -18,6 +18,7 @@
     link.textContent = time(event.created_at);
     row.querySelector('[data-field="connection"]').textContent = event.connection.name;
     row.querySelector('[data-field="kind"]').textContent = event.kind;
+    row.querySelector('[data-field="source_display"]').textContent = event.source_display;
     row.querySelector('[data-field="flag_key"] code').textContent = event.flag_key;
     row.querySelector('[data-field="user_id"]').textContent = event.user_id;
     const badge = row.querySelector('[data-field="status"]');
