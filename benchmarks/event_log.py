@@ -136,11 +136,21 @@ FROM generate_series(1, {count}) AS i,
 """
 
 
-def generate(cursor: Any, vendor: str, table: str, count: int, connection_ids: list[str]) -> None:
-    shape = TABLES[table]
+def generate(
+    cursor: Any,
+    vendor: str,
+    table: str,
+    count: int,
+    connection_ids: list[str],
+    *,
+    shape: dict[str, Any] | None = None,
+    end: float | None = None,
+) -> None:
+    """``count`` events in the shape of ``table`` (or ``shape``), the newest at ``end`` (now)."""
+    shape = shape or TABLES[table]
     values = {
         "count": count,
-        "now": time.time(),
+        "now": time.time() if end is None else end,
         "step": shape["seconds"] / count,
         "flags": FLAGS,
         "users": USERS,
