@@ -54,23 +54,43 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 LOG, API = "/configcat-segment/events/", "/configcat-segment/api/events/"
-FILTER = "?status=dead&flag_key=flag_7"
-CASES = {
-    "event log: first page": LOG,
-    "event log: status dead + one flag key": LOG + FILTER,
-    "event log: 50th page (cursor)": None,  # found by following "Older" 49 times
-    "event log: search, rare text": LOG + "?q=user-4242",
-    "event log: search, common text": LOG + "?q=flag_1",
-    "JSON API: first page": API,
-    "JSON API: status dead + one flag key": API + FILTER,
-    "JSON API: 50th page (cursor)": None,
-}
+CASES = (
+    "event log: first page",
+    "event log: status dead + one flag key",
+    "event log: 50th page (cursor)",
+    "event log: search, rare text",
+    "event log: search, common text",
+    "JSON API: first page",
+    "JSON API: status dead + one flag key",
+    "JSON API: 50th page (cursor)",
+)
+
+
+def cases(client: Any, count: int) -> dict[str, str]:
+    """The URL of each case. The filter's flag is that of the newest dead event, so that it
+    matches something at either size; the rare text matches one user's 7 events."""
+    from configcat_segment.models import Event
+
+    dead = Event.objects.filter(status="dead").order_by("-pk").values_list("flag_key")[:1]
+    flagged = f"?status=dead&flag_key={dead.get()[0]}"
+    urls = [
+        LOG,
+        LOG + flagged,
+        fiftieth(client, LOG, api=False),
+        LOG + f"?q=user-{count * 2 // 5 // 7}",
+        LOG + "?q=flag_1",
+        API,
+        API + flagged,
+        fiftieth(client, API, api=True),
+    ]
+    return dict(zip(CASES, urls, strict=True))
 
 
 # -- data ---------------------------------------------------------------------------------
 
-# i = 1 .. count; the event i is created (count - i) * step seconds before now. Flag and user
-# do not follow the status pattern, so every filter meets every status.
+# i = 1 .. count; the event i is created (count - i) * step seconds before now. Each user has
+# 7 consecutive events; the flags shift by one every 200 events, so that every flag meets
+# every status.
 STATUS_SQL = """CASE WHEN i % 200 < {pending} THEN 'pending'
     WHEN i % 200 < {pending} + {failed} THEN 'failed'
     WHEN i % 200 < {pending} + {failed} + {dead} THEN 'dead' ELSE 'delivered' END"""
@@ -79,7 +99,7 @@ SQLITE_INSERT = """
 WITH RECURSIVE series(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM series WHERE i < {count}),
 rows AS (
     SELECT i, {status} AS status,
-        'flag_' || ((i / 3) % {flags}) AS flag, 'user-' || ((i * 7) % {users}) AS user,
+        'flag_' || ((i + i / 200) % {flags}) AS flag, 'user-' || ((i / 7) % {users}) AS user,
         CASE WHEN i % 10 >= 8 THEN 'identify' ELSE 'track' END AS type,
         CASE WHEN i % 10 = 0 THEN 'Feature Flag Changed'
              WHEN i % 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END AS name,
@@ -127,8 +147,8 @@ SELECT i, (ARRAY['{c0}', '{c1}', '{c2}']::uuid[])[1 + (i + 2) % 3], type, name, 
         WHEN 'dead' THEN 'HTTP 400: invalid message' ELSE '' END,
     at, at, CASE WHEN status = 'delivered' THEN at + interval '1 second' END
 FROM generate_series(1, {count}) AS i,
-    LATERAL (SELECT {status} AS status, 'flag_' || ((i / 3) % {flags}) AS flag,
-        'user-' || ((i * 7) % {users}) AS usr,
+    LATERAL (SELECT {status} AS status, 'flag_' || ((i + i / 200) % {flags}) AS flag,
+        'user-' || ((i / 7) % {users}) AS usr,
         CASE WHEN i % 10 >= 8 THEN 'identify' ELSE 'track' END AS type,
         CASE WHEN i % 10 = 0 THEN 'Feature Flag Changed'
              WHEN i % 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END AS name,
@@ -231,15 +251,13 @@ def measure(table: str, count: int, runs: int) -> dict[str, list[float]]:
     )
     client = Client()
     client.force_login(user)
-    cases = dict(CASES)
-    cases["event log: 50th page (cursor)"] = fiftieth(client, LOG, api=False)
-    cases["JSON API: 50th page (cursor)"] = fiftieth(client, API, api=True)
-    timings: dict[str, list[float]] = {name: [] for name in cases}
-    for url in cases.values():  # warm up caches, templates, connections
+    urls = cases(client, count)
+    timings: dict[str, list[float]] = {name: [] for name in urls}
+    for url in urls.values():  # warm up caches, templates, connections
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
     for _ in range(runs):
-        for name, url in cases.items():
+        for name, url in urls.items():
             started = time.perf_counter()
             response = client.get(url)
             if hasattr(response, "render") and not response.is_rendered:
@@ -249,7 +267,25 @@ def measure(table: str, count: int, runs: int) -> dict[str, list[float]]:
     return timings
 
 
-def child(database_url: str, table: str, count: int, runs: int) -> None:
+def export_times(table: str, count: int) -> dict[str, float]:
+    """Seconds to download every event once as CSV and once as JSON Lines (streamed)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    prepare(table, count)
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench"))
+    seconds = {}
+    for fmt in ("csv", "jsonl"):
+        started = time.perf_counter()
+        response = client.get(f"{LOG}export.{fmt}")
+        lines = sum(piece.count(b"\n") for piece in response.streaming_content)
+        seconds[fmt] = time.perf_counter() - started
+        assert lines >= count, (fmt, lines)
+    return seconds
+
+
+def child(database_url: str, table: str, count: int, runs: int, export: bool = False) -> None:
     os.environ.update(
         {
             "DATABASE_URL": database_url,
@@ -264,7 +300,7 @@ def child(database_url: str, table: str, count: int, runs: int) -> None:
     import django
 
     django.setup()
-    print(json.dumps(measure(table, count, runs)))
+    print(json.dumps(export_times(table, count) if export else measure(table, count, runs)))
 
 
 # -- databases ----------------------------------------------------------------------------
@@ -333,12 +369,15 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs=2, default=SIZES, help="the two table sizes compared"
     )
+    parser.add_argument(
+        "--export", action="store_true", help="also time one full CSV and JSON Lines download"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--table", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.table, args.events, args.runs)
+        child(args.child, args.table, args.events, args.runs, args.export)
         return
 
     databases = [("SQLite", lambda table, n: sqlite_url(args.sqlite_dir, table, n))]
@@ -355,6 +394,17 @@ def main() -> None:
                     for name, values in timings.items():
                         results.setdefault((table, count), {}).setdefault(name, []).extend(values)
         report(label, results, tables, tuple(args.sizes))
+        if args.export:
+            big = max(args.sizes)
+            for table in tables:
+                command = [sys.executable, __file__, "--child", url_for(table, big)]
+                command += ["--table", table, "--events", str(big), "--export"]
+                out = subprocess.run(command, check=True, capture_output=True, text=True)
+                took = json.loads(out.stdout.strip().splitlines()[-1])
+                print(
+                    f"export of {big:,} events ({table}): CSV {took['csv']:.0f} s, "
+                    f"JSON Lines {took['jsonl']:.0f} s"
+                )
 
 
 if __name__ == "__main__":
