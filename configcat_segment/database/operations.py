@@ -17,7 +17,7 @@ from .triggers import TriggerSet
 
 # Creating a trigger on PostgreSQL takes a lock that conflicts with writes. Waiting for it
 # behind a long transaction would queue every writer behind the migration, so each attempt
-# gives up quickly and the migration tries again, for up to about ten minutes.
+# gives up quickly and the migration tries again (backing off to 5 s), for about 17 minutes.
 LOCK_TIMEOUT: Final = "100ms"
 ATTEMPTS: Final = 200
 LOCK_NOT_AVAILABLE: Final = "55P03"
