@@ -75,7 +75,7 @@ class EventFilter:
         narrowed = self.narrow(queryset)
         if not self.search:
             return keyset(narrowed)
-        others = any(name not in ("q", "cursor") for name in self.params)
+        others = any(name != "q" for name in self.params)
         return search_index.window(narrowed, self.search, narrowed=others)
 
     def narrow(self, queryset: QuerySet[Event, R]) -> QuerySet[Event, R]:
