@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 HOST ?= 127.0.0.1:8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck format check dist clean distclean
+.PHONY: install run test lint typecheck format check dist clean distclean browser-vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_seed
 	$(BIN)/python manage.py runserver $(HOST)
+
+# Segment's analytics.js for the browser tests, from npm as package-lock.json pins it.
+BROWSER_VENDOR := tests/browser/vendor
+$(BROWSER_VENDOR)/node_modules/.package-lock.json: $(BROWSER_VENDOR)/package.json $(BROWSER_VENDOR)/package-lock.json
+	npm ci --prefix $(BROWSER_VENDOR) --ignore-scripts --no-audit --no-fund
+
+browser-vendor: $(BROWSER_VENDOR)/node_modules/.package-lock.json
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -56,4 +63,4 @@ clean:
 	find . -path ./.venv -prune -o -path './.venv-*' -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-*
+	rm -rf $(VENV) .venv-* $(BROWSER_VENDOR)/node_modules

@@ -193,8 +193,8 @@ def bench_dedup_hit(forwarded: Any, bare: Any, users: list[Any], reps: int) -> N
 
 
 def bench_first_seen(forwarded: Any, bare: Any, reps: int, count: int) -> None:
+    from configcat_segment.evaluations.buffer import get_writer
     from configcat_segment.evaluations.hook import recorder
-    from configcat_segment.evaluations.store import get_writer
 
     batches = iter(
         [[make_user(f"fresh-{rep}-{n}", n) for n in range(count)] for rep in range(reps * 2)]
@@ -228,8 +228,8 @@ def bench_first_seen(forwarded: Any, bare: Any, reps: int, count: int) -> None:
 
 
 def bench_naive(forwarded: Any, bare: Any, naive: Any, users: list[Any], reps: int) -> None:
+    from configcat_segment.evaluations.buffer import get_writer
     from configcat_segment.evaluations.hook import recorder
-    from configcat_segment.evaluations.store import get_writer
 
     draws = [(users[u], f"flag{f:02d}") for u, f in zipf_draws(10_000)]
 
@@ -271,7 +271,7 @@ def bench_wsgi(reps: int, requests: int) -> None:
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import override_settings
 
-    from configcat_segment.evaluations.store import get_writer
+    from configcat_segment.evaluations.buffer import get_writer
 
     with_middleware = WSGIHandler()
     with override_settings(
@@ -377,7 +377,7 @@ def bench_middleware(reps: int, count: int) -> None:
 
 
 def bench_segment_calls(bare: Any, users: list[Any]) -> None:
-    from configcat_segment.evaluations import store as writer
+    from configcat_segment.evaluations import buffer as writer
     from configcat_segment.evaluations.hook import Recorder
 
     details: dict[tuple[int, int], Any] = {}
@@ -454,8 +454,8 @@ def bench_memory(total: int) -> None:
     from configcatclient.evaluationdetails import EvaluationDetails
     from configcatclient.user import User
 
+    from configcat_segment.evaluations.buffer import get_writer
     from configcat_segment.evaluations.hook import Recorder
-    from configcat_segment.evaluations.store import get_writer
 
     recorder = Recorder()
     writer = get_writer()

@@ -85,7 +85,7 @@ def wait_for(counter: int, expected: int, timeout: float = 300) -> None:
 def child(variant: str, url: str, counter_path: str, config: str, count: int) -> None:
     counter = os.open(counter_path, os.O_RDONLY)
     users = [make_user(f"user-{n}", n) for n in range(USERS)]
-    stream = [(users[u - 1], f"flag{f - 1:02d}") for u, f in zipf_draws(count)]
+    stream = [(users[u], f"flag{f:02d}") for u, f in zipf_draws(count)]
     if variant == "bare":
         client = _local_client(config, "host/bare")
         start = time.process_time()

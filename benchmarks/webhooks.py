@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from configcat_segment.webhooks.body import render_body  # noqa: E402
+from configcat_segment.webhooks.rendering import render_body  # noqa: E402
 from configcat_segment.webhooks.signing import signature_headers  # noqa: E402
 
 SETTINGS = "benchmarks.webhook_settings"

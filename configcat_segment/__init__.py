@@ -1,26 +1,36 @@
 """ConfigCat feature flag changes and evaluations, forwarded to Twilio Segment.
 
-``get_client``, ``aget_client``, ``forward_evaluations`` and ``flush`` are imported on
-first use, so importing the package loads neither Django models nor the ConfigCat SDK.
+``get_client``, ``aget_client``, ``forward_evaluations``, ``flush`` and
+``without_forwarding`` are imported on first use, so importing the package loads neither
+Django models nor the ConfigCat SDK.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
-__all__ = ["__version__", "aget_client", "flush", "forward_evaluations", "get_client"]
+__all__ = [
+    "__version__",
+    "aget_client",
+    "flush",
+    "forward_evaluations",
+    "get_client",
+    "without_forwarding",
+]
 
 if TYPE_CHECKING:
+    from .evaluations.buffer import flush
     from .evaluations.client import aget_client, forward_evaluations, get_client
-    from .evaluations.store import flush
+    from .evaluations.context import without_forwarding
 
 _LAZY = {
     "get_client": "evaluations.client",
     "aget_client": "evaluations.client",
     "forward_evaluations": "evaluations.client",
-    "flush": "evaluations.store",
+    "flush": "evaluations.buffer",
+    "without_forwarding": "evaluations.context",
 }
 
 

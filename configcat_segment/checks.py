@@ -1,5 +1,8 @@
 """System checks: misconfiguration is reported by ``manage.py check``, not in production.
 
+Those of evaluation forwarding live in :mod:`.evaluations.checks`, those of monitoring in
+:mod:`.operations.checks`; :func:`register` registers this module's and the evaluation ones.
+
 Ids are stable and documented in ``docs/settings.md``.
 """
 
@@ -18,6 +21,30 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 
 from .conf import SETTING_NAME, find_problems, get_settings, setting_path
+from .evaluations.checks import (
+    MIDDLEWARE_PATH,
+    check_client_options,
+    check_evaluation_middleware,
+    check_exposure_settings,
+    check_user_factory,
+)
+
+__all__ = [
+    "MIDDLEWARE_PATH",
+    "check_api_base_url",
+    "check_client_options",
+    "check_delivery_backend",
+    "check_evaluation_middleware",
+    "check_exposure_settings",
+    "check_lease",
+    "check_rest_framework",
+    "check_segment_logger",
+    "check_settings",
+    "check_unsigned_webhooks",
+    "check_urls",
+    "check_user_factory",
+    "register",
+]
 
 _KIND_IDS = {
     "type": "configcat_segment.E001",
@@ -95,87 +122,33 @@ def check_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
     return []
 
 
-MIDDLEWARE_PATH = "configcat_segment.middleware.FlagEvaluationMiddleware"
-
-
-def check_evaluation_middleware(
-    app_configs: Any = None, **kwargs: Any
-) -> list[checks.CheckMessage]:
-    try:
-        forwarding = get_settings().FORWARD_EVALUATIONS
-    except ImproperlyConfigured:  # E003 reports it
-        return []
-    if not forwarding or MIDDLEWARE_PATH in settings.MIDDLEWARE:
-        return []
-    return [
-        checks.Warning(
-            "Evaluations are forwarded, but FlagEvaluationMiddleware is not in MIDDLEWARE: "
-            "evaluations made in requests are sent without the request's page, user agent "
-            "or anonymous id, and request.flags and the {% flag %} tag's user are missing.",
-            hint=f'Add "{MIDDLEWARE_PATH}" to MIDDLEWARE (after AuthenticationMiddleware), '
-            'or set CONFIGCAT_SEGMENT["FORWARD_EVALUATIONS"] = False.',
-            id="configcat_segment.W003",
-        )
-    ]
-
-
-def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    raw = getattr(settings, SETTING_NAME, None)
-    if not isinstance(raw, dict) or raw.get("DELIVERY") != "celery":
-        return []
-    if importlib.util.find_spec("celery") is not None:
-        return []
-    return [
-        checks.Error(
-            f'{SETTING_NAME}["DELIVERY"] is "celery", but Celery is not installed.',
-            hint="pip install configcat-segment[celery], or choose the thread or worker runner.",
-            id="configcat_segment.E005",
-        )
-    ]
-
-
-def check_user_factory(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .evaluations.users import load_user_factory
+def check_delivery_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E005: ``DELIVERY`` names a backend this process cannot load."""
+    from .delivery.backends import load_backend_class
 
     try:
-        dotted_path = get_settings().USER_FACTORY
-    except ImproperlyConfigured:  # E003 reports it
+        delivery = get_settings().DELIVERY
+    except ImproperlyConfigured:  # E001 / E003 report it
         return []
-    try:
-        load_user_factory(dotted_path)
-    except ImproperlyConfigured as exc:
+    if delivery == "celery" and importlib.util.find_spec("celery") is None:
         return [
             checks.Error(
-                str(exc),
-                hint="Name a function (request) -> configcatclient.user.User | None, "
-                "or remove the key to use the default.",
-                id="configcat_segment.E006",
+                f'{SETTING_NAME}["DELIVERY"] is "celery", but Celery is not installed.',
+                hint="pip install configcat-segment[celery], or choose the thread or worker "
+                "backend.",
+                id="configcat_segment.E005",
             )
         ]
-    return []
-
-
-def check_client_options(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .evaluations.client import client_options
-
     try:
-        settings = get_settings()
-    except ImproperlyConfigured:  # E003 reports it
-        return []
-    if not settings.FORWARD_EVALUATIONS or not (settings.SDK_KEY or settings.FLAG_OVERRIDES):
-        # Nothing to check: a project that only forwards flag changes sets neither (and if
-        # it evaluates after all, get_client() says which setting is missing).
-        return []
-    try:
-        client_options(settings)
+        load_backend_class(delivery)
     except ImproperlyConfigured as exc:
         return [
             checks.Error(
                 str(exc),
-                hint="get_client() cannot make the ConfigCat client. If this project only "
-                "forwards its own clients (forward_evaluations()), add "
-                '"configcat_segment.E007" to SILENCED_SYSTEM_CHECKS.',
-                id="configcat_segment.E007",
+                hint='Use "thread", "worker", "celery" or "locmem", or the dotted path of a '
+                "subclass of configcat_segment.delivery.backends.base.DeliveryBackend. "
+                "Until it is fixed, this process delivers nothing.",
+                id="configcat_segment.E005",
             )
         ]
     return []
@@ -231,6 +204,7 @@ def register() -> None:
     checks.register(check_user_factory)
     checks.register(check_client_options)
     checks.register(check_unsigned_webhooks, checks.Tags.security)
-    checks.register(check_celery)
+    checks.register(check_delivery_backend)
     checks.register(check_lease)
+    checks.register(check_exposure_settings)
     checks.register(check_api_base_url, checks.Tags.security)

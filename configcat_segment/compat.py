@@ -12,6 +12,9 @@ reads, all of them here: neither library has a public way to tell what is needed
   ``segment.analytics.request.post`` sends through one module-level ``requests`` session
   (``_session``) that nothing public reaches; a child process must not reuse the sockets
   it inherited from its parent.
+- **Sending our requests through our own session.** The same ``_session`` is looked up by
+  ``post`` on every call, so :mod:`.segment.network` puts a stand-in there that hands our
+  requests to a guarded session and everyone else's to the library's own.
 
 The dependencies are pinned below their next major version (``configcat-client<11``,
 ``segment-analytics-python<3``), and ``tests/test_compat.py`` fails, naming the attribute,
@@ -41,3 +44,13 @@ def flag_evaluated_callbacks(client: Any) -> Sequence[Callable[..., Any]]:
 def close_segment_connections() -> None:
     """Close the connections segment-analytics-python keeps alive; its session stays usable."""
     segment_request._session.close()
+
+
+def segment_session() -> Any:
+    """The session ``segment.analytics.request.post`` sends through (or its stand-in)."""
+    return segment_request._session
+
+
+def replace_segment_session(session: Any) -> None:
+    """Make ``segment.analytics.request.post`` send through ``session`` from now on."""
+    segment_request._session = session

@@ -3,172 +3,43 @@
 Read them with :func:`get_settings`, which returns a frozen, typed snapshot built once
 and rebuilt when ``CONFIGCAT_SEGMENT`` changes (``override_settings`` included). Every
 key, its default and its meaning are listed in ``docs/settings.md``; ``manage.py check``
-reports unknown keys and invalid values (``configcat_segment.E001`` to ``E003``).
+reports unknown keys and invalid values (``configcat_segment.E001`` to ``E003``). What
+each key accepts is in :mod:`.settings_validators`.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
+
+from . import settings_validators as valid
+from .evaluations import exposure
+from .segment.addresses import EndpointPolicy
+from .settings_validators import DELIVERY_ALIASES, Validator, as_pairs
+
+__all__ = [
+    "DEFAULTS",
+    "DELIVERY_ALIASES",
+    "KNOWN_KEYS",
+    "SETTING_NAME",
+    "VALIDATORS",
+    "AppSettings",
+    "endpoint_policy",
+    "exposure_rules",
+    "find_problems",
+    "forget_settings",
+    "get_settings",
+    "setting_path",
+]
 
 SETTING_NAME = "CONFIGCAT_SEGMENT"
-
-# A century: more than anyone keeps events, and "that many days ago" is a valid date.
-MAX_RETENTION_DAYS = 36_500
-
-# Ten years: longer durations mean nothing here, and the date arithmetic overflows far above.
-MAX_SECONDS = 10 * 365 * 24 * 3600
-
-# A monitoring token shorter than this is too easy to guess.
-MIN_TOKEN_LENGTH = 24
-# ConfigCat's audit log answers for at most 30 days between its two dates.
-MAX_AUDIT_LOG_WINDOW_SECONDS = 30 * 24 * 3600
-
-# A day: a webhook later than that is no proof of anything, and the audit log is read
-# that much behind, so a longer tolerance only delays reconciliation.
-MAX_RECONCILE_TOLERANCE_SECONDS = 24 * 3600
-
-Validator = Callable[[Any], str | None]
-
-
-# -- validators: each returns a description of what is wrong, or None -------------------
-
-
-def _boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be True or False"
-
-
-def _positive_int(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        return "must be a whole number of at least 1"
-    return None
-
-
-def _int_between(lowest: int, highest: int) -> Validator:
-    def validate(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
-            return f"must be a whole number from {lowest} to {highest}"
-        return None
-
-    return validate
-
-
-def _non_negative_int(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return "must be a whole number of at least 0"
-    return None
-
-
-def _is_number(value: Any) -> bool:
-    """An int or a float, not a bool, infinity or NaN."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
-
-
-def _positive_number(value: Any) -> str | None:
-    if not _is_number(value) or value <= 0:
-        return "must be a number greater than 0"
-    return None
-
-
-def _non_negative_number(value: Any) -> str | None:
-    if not _is_number(value) or value < 0:
-        return "must be a number of at least 0"
-    return None
-
-
-def _fraction(value: Any) -> str | None:
-    if not _is_number(value) or not 0 <= value <= 1:
-        return "must be a number from 0 to 1"
-    return None
-
-
-def _seconds(validator: Validator) -> Validator:
-    """``validator``, for a duration in seconds: also at most :data:`MAX_SECONDS`."""
-
-    def validate(value: Any) -> str | None:
-        problem = validator(value)
-        if problem is None and value > MAX_SECONDS:
-            return f"must be at most {MAX_SECONDS:,} seconds (ten years)"
-        return problem
-
-    return validate
-
-
-def _one_of(*choices: str) -> Validator:
-    def validate(value: Any) -> str | None:
-        if value in choices:
-            return None
-        return "must be one of " + ", ".join(repr(c) for c in choices)
-
-    return validate
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return None
-    return "must be a non-empty string"
-
-
-def _optional_text(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and value.strip()):
-        return None
-    return "must be a non-empty string or None"
-
-
-def _optional_file_path(value: Any) -> str | None:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if value is None or (isinstance(value, str) and value.strip()):
-        return None
-    return "must be a file path (a string or a pathlib.Path) or None"
-
-
-def _dotted_path(value: Any) -> str | None:
-    if isinstance(value, str) and value.count(".") >= 1 and all(value.split(".")):
-        return None
-    return "must be a dotted import path such as 'myapp.flags.make_user'"
-
-
-def _optional_secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value) >= MIN_TOKEN_LENGTH and value == value.strip():
-        return None
-    return (
-        f"must be None or a string of at least {MIN_TOKEN_LENGTH} characters without "
-        "surrounding spaces (secrets.token_urlsafe(32) makes one)"
-    )
-
-
-def _http_url(value: Any) -> str | None:
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-    except ValueError:
-        parts = None
-    if parts and parts.scheme in ("http", "https") and parts.hostname and not parts.password:
-        return None
-    return "must be an http:// or https:// URL (without credentials in it)"
-
-
-def _optional_http_url(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
-        return None
-    return "must be an http:// or https:// URL or None"
-
 
 # -- the settings ------------------------------------------------------------------------
 
@@ -178,15 +49,22 @@ class AppSettings:
     """Every setting with its default. See ``docs/settings.md`` for what each one does."""
 
     # How events reach Segment: "thread" (an in-process background dispatcher),
-    # "worker" (only configcat_segment_worker processes deliver) or "celery".
+    # "worker" (only configcat_segment_worker processes deliver), "celery", "locmem" (into
+    # a list, for tests), or the dotted path of a delivery backend class.
     DELIVERY: str = "thread"
 
     # Change webhooks.
     WEBHOOK_TOLERANCE_SECONDS: int = 300
     WEBHOOK_MAX_BODY_BYTES: int = 256 * 1024
     ALLOW_UNSIGNED_WEBHOOKS: bool = False
+    # Setting changes of one webhook that become events; the rest stay in the receipt.
+    MAX_CHANGES_PER_WEBHOOK: int = 1000
+    # Headers whose values receipts keep, besides header_names.HARMLESS_HEADERS.
+    RECEIPT_HEADERS: tuple[str, ...] = ()
 
     # Delivery.
+    # Custom endpoints may point here although these are not public addresses.
+    ALLOWED_ENDPOINT_HOSTS: tuple[str, ...] = ()
     BATCH_SIZE: int = 500
     MAX_ATTEMPTS: int = 20
     MAX_AGE_SECONDS: int = 3 * 24 * 3600
@@ -215,10 +93,22 @@ class AppSettings:
     DEDUP_WINDOW_SECONDS: int = 300
     DEDUP_MAX_KEYS: int = 100_000
     SAMPLE_RATE: float = 1.0
+    # What counts as an exposure (evaluations/exposure.py): "all", "decided" (by a
+    # targeting rule or a percentage option) or "none", per flag; allow and deny lists of
+    # flag key patterns; per-flag sample rates on top of SAMPLE_RATE. Lists and dicts are
+    # kept as tuples (of pairs), in the order written.
+    EXPOSURE_POLICY: str = "all"
+    FLAG_ALLOWLIST: tuple[str, ...] | None = None
+    FLAG_DENYLIST: tuple[str, ...] = ()
+    FLAG_EXPOSURE_POLICIES: tuple[tuple[str, str], ...] = ()
+    FLAG_SAMPLE_RATES: tuple[tuple[str, float], ...] = ()
     LONG_VALUE_LENGTH: int = 256
     SEND_CLIENT_IP: bool = False
     ANONYMOUS_ID_COOKIE: str = "ajs_anonymous_id"
     SET_ANONYMOUS_ID_COOKIE: bool = False
+    # The cookie's Domain, as analytics.js sets it (".example.com" on www.example.com);
+    # None: the host only, as analytics.js does on localhost and IP addresses.
+    ANONYMOUS_ID_COOKIE_DOMAIN: str | None = None
     EVALUATION_BUFFER_SIZE: int = 10_000
     EVALUATION_FLUSH_SECONDS: float = 1.0
     # "thread": a background thread writes buffered evaluations; "manual": only
@@ -245,54 +135,67 @@ class AppSettings:
 
 
 VALIDATORS: Mapping[str, Validator] = {
-    "DELIVERY": _one_of("thread", "worker", "celery"),
-    "WEBHOOK_TOLERANCE_SECONDS": _seconds(_positive_int),
-    "WEBHOOK_MAX_BODY_BYTES": _positive_int,
-    "ALLOW_UNSIGNED_WEBHOOKS": _boolean,
-    "BATCH_SIZE": _positive_int,
-    "MAX_ATTEMPTS": _positive_int,
-    "MAX_AGE_SECONDS": _seconds(_positive_int),
-    "RETRY_BASE_SECONDS": _seconds(_positive_number),
-    "RETRY_MAX_SECONDS": _seconds(_positive_number),
-    "LEASE_SECONDS": _seconds(_positive_int),
-    "HTTP_TIMEOUT_SECONDS": _seconds(_positive_number),
-    "GZIP": _boolean,
-    "WORKER_POLL_SECONDS": _seconds(_positive_number),
-    "WORKER_THREADS": _positive_int,
-    "SHUTDOWN_FLUSH_SECONDS": _seconds(_non_negative_number),
-    "RETENTION_DAYS": _int_between(1, MAX_RETENTION_DAYS),
-    "SDK_KEY": _optional_text,
-    "POLLING_MODE": _one_of("auto", "lazy", "manual"),
-    "POLL_INTERVAL_SECONDS": _seconds(_positive_int),
-    "DATA_GOVERNANCE": _one_of("global", "eu_only"),
-    "BASE_URL": _optional_http_url,
-    "FLAG_OVERRIDES": _optional_file_path,
-    "FLAG_OVERRIDES_BEHAVIOUR": _one_of("local_only", "local_over_remote", "remote_over_local"),
-    "FORWARD_EVALUATIONS": _boolean,
-    "USER_FACTORY": _dotted_path,
-    "DEDUP_WINDOW_SECONDS": _seconds(_non_negative_int),
-    "DEDUP_MAX_KEYS": _positive_int,
-    "SAMPLE_RATE": _fraction,
-    "LONG_VALUE_LENGTH": _positive_int,
-    "SEND_CLIENT_IP": _boolean,
-    "ANONYMOUS_ID_COOKIE": _optional_text,
-    "SET_ANONYMOUS_ID_COOKIE": _boolean,
-    "EVALUATION_BUFFER_SIZE": _positive_int,
-    "EVALUATION_FLUSH_SECONDS": _seconds(_positive_number),
-    "EVALUATION_WRITER": _one_of("thread", "manual"),
-    "EVENT_LOG_PAGE_SIZE": _positive_int,
-    "MONITORING_TOKEN": _optional_secret,
-    "HEALTH_MAX_LAG_SECONDS": _seconds(_positive_int),
-    "METRICS_WINDOW_SECONDS": _seconds(_positive_int),
-    "ALERT_EMAILS": _boolean,
-    "ALERT_INTERVAL_SECONDS": _seconds(_positive_int),
-    "ALERT_CACHE": _text,
-    "SITE_URL": _optional_http_url,
-    "CONFIGCAT_API_BASE_URL": _http_url,
-    "RECONCILE_INTERVAL_SECONDS": _seconds(_positive_int),
-    "RECONCILE_TOLERANCE_SECONDS": _int_between(1, MAX_RECONCILE_TOLERANCE_SECONDS),
-    "RECONCILE_WINDOW_SECONDS": _int_between(60, MAX_AUDIT_LOG_WINDOW_SECONDS),
-    "WEBHOOK_DUPLICATE_SECONDS": _seconds(_non_negative_int),
+    "DELIVERY": valid.delivery_backend,
+    "WEBHOOK_TOLERANCE_SECONDS": valid.seconds(valid.positive_int),
+    "WEBHOOK_MAX_BODY_BYTES": valid.positive_int,
+    "ALLOW_UNSIGNED_WEBHOOKS": valid.boolean,
+    "MAX_CHANGES_PER_WEBHOOK": valid.positive_int,
+    "RECEIPT_HEADERS": valid.header_names,
+    "ALLOWED_ENDPOINT_HOSTS": valid.endpoint_allowlist,
+    "BATCH_SIZE": valid.positive_int,
+    "MAX_ATTEMPTS": valid.positive_int,
+    "MAX_AGE_SECONDS": valid.seconds(valid.positive_int),
+    "RETRY_BASE_SECONDS": valid.seconds(valid.positive_number),
+    "RETRY_MAX_SECONDS": valid.seconds(valid.positive_number),
+    "LEASE_SECONDS": valid.seconds(valid.positive_int),
+    "HTTP_TIMEOUT_SECONDS": valid.seconds(valid.positive_number),
+    "GZIP": valid.boolean,
+    "WORKER_POLL_SECONDS": valid.seconds(valid.positive_number),
+    "WORKER_THREADS": valid.positive_int,
+    "SHUTDOWN_FLUSH_SECONDS": valid.seconds(valid.non_negative_number),
+    "RETENTION_DAYS": valid.int_between(1, valid.MAX_RETENTION_DAYS),
+    "SDK_KEY": valid.optional_text,
+    "POLLING_MODE": valid.one_of("auto", "lazy", "manual"),
+    "POLL_INTERVAL_SECONDS": valid.seconds(valid.positive_int),
+    "DATA_GOVERNANCE": valid.one_of("global", "eu_only"),
+    "BASE_URL": valid.optional_http_url,
+    "FLAG_OVERRIDES": valid.optional_file_path,
+    "FLAG_OVERRIDES_BEHAVIOUR": valid.one_of(
+        "local_only", "local_over_remote", "remote_over_local"
+    ),
+    "FORWARD_EVALUATIONS": valid.boolean,
+    "USER_FACTORY": valid.dotted_path,
+    "DEDUP_WINDOW_SECONDS": valid.seconds(valid.non_negative_int),
+    "DEDUP_MAX_KEYS": valid.positive_int,
+    "SAMPLE_RATE": valid.fraction,
+    "EXPOSURE_POLICY": valid.one_of(*exposure.POLICIES),
+    "FLAG_ALLOWLIST": valid.optional_patterns,
+    "FLAG_DENYLIST": valid.patterns,
+    "FLAG_EXPOSURE_POLICIES": valid.pattern_mapping(
+        exposure.policy_problem, "{'checkout*': 'decided', 'internal-*': 'none'}"
+    ),
+    "FLAG_SAMPLE_RATES": valid.pattern_mapping(exposure.rate_problem, "{'banner*': 0.1}"),
+    "LONG_VALUE_LENGTH": valid.positive_int,
+    "SEND_CLIENT_IP": valid.boolean,
+    "ANONYMOUS_ID_COOKIE": valid.optional_text,
+    "SET_ANONYMOUS_ID_COOKIE": valid.boolean,
+    "ANONYMOUS_ID_COOKIE_DOMAIN": valid.optional_text,
+    "EVALUATION_BUFFER_SIZE": valid.positive_int,
+    "EVALUATION_FLUSH_SECONDS": valid.seconds(valid.positive_number),
+    "EVALUATION_WRITER": valid.one_of("thread", "manual"),
+    "EVENT_LOG_PAGE_SIZE": valid.positive_int,
+    "MONITORING_TOKEN": valid.optional_secret,
+    "HEALTH_MAX_LAG_SECONDS": valid.seconds(valid.positive_int),
+    "METRICS_WINDOW_SECONDS": valid.seconds(valid.positive_int),
+    "ALERT_EMAILS": valid.boolean,
+    "ALERT_INTERVAL_SECONDS": valid.seconds(valid.positive_int),
+    "ALERT_CACHE": valid.text,
+    "SITE_URL": valid.optional_http_url,
+    "CONFIGCAT_API_BASE_URL": valid.http_url,
+    "RECONCILE_INTERVAL_SECONDS": valid.seconds(valid.positive_int),
+    "RECONCILE_TOLERANCE_SECONDS": valid.int_between(1, valid.MAX_RECONCILE_TOLERANCE_SECONDS),
+    "RECONCILE_WINDOW_SECONDS": valid.int_between(60, valid.MAX_AUDIT_LOG_WINDOW_SECONDS),
+    "WEBHOOK_DUPLICATE_SECONDS": valid.seconds(valid.non_negative_int),
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(AppSettings))
@@ -337,12 +240,35 @@ def get_settings() -> AppSettings:
     values = {k: v for k, v in raw.items() if k in DEFAULTS}
     if isinstance(values.get("FLAG_OVERRIDES"), os.PathLike):
         values["FLAG_OVERRIDES"] = os.fspath(values["FLAG_OVERRIDES"])
+    for key in ("FLAG_ALLOWLIST", "FLAG_DENYLIST"):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    for key in ("FLAG_EXPOSURE_POLICIES", "FLAG_SAMPLE_RATES"):
+        if key in values:
+            values[key] = as_pairs(values[key])
+    for key in ("ALLOWED_ENDPOINT_HOSTS", "RECEIPT_HEADERS"):
+        if key in values:
+            values[key] = tuple(values[key])
     return AppSettings(**values)
 
 
-def _reset(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        get_settings.cache_clear()
+def endpoint_policy() -> EndpointPolicy:
+    """Where custom endpoints may point besides public addresses (``ALLOWED_ENDPOINT_HOSTS``)."""
+    return EndpointPolicy.from_entries(get_settings().ALLOWED_ENDPOINT_HOSTS)
 
 
-setting_changed.connect(_reset, dispatch_uid="configcat_segment.conf.reset")
+def forget_settings() -> None:
+    """Read ``CONFIGCAT_SEGMENT`` again on next use (``configcat_segment.lifecycle`` calls
+    this when it changes)."""
+    get_settings.cache_clear()
+
+
+def exposure_rules(settings: AppSettings) -> exposure.ExposureRules:
+    """The exposure rules the settings describe (what the evaluation hook records)."""
+    return exposure.ExposureRules.build(
+        policy=settings.EXPOSURE_POLICY,
+        allowlist=settings.FLAG_ALLOWLIST,
+        denylist=settings.FLAG_DENYLIST,
+        flag_policies=settings.FLAG_EXPOSURE_POLICIES,
+        flag_sample_rates=settings.FLAG_SAMPLE_RATES,
+    )

@@ -5,6 +5,8 @@ from typing import Final
 # Event names, exactly as the seed documents spell them.
 FLAG_CHANGED: Final = "Feature Flag Changed"
 FLAG_EVALUATED: Final = "Feature Flag Evaluated"
+# Segment's A/B testing spec, for evaluations a percentage option decided.
+EXPERIMENT_VIEWED: Final = "Experiment Viewed"
 
 # ConfigCat's own Segment events carry this; ours do too, so destinations treat them alike.
 INTEGRATION: Final = {"name": "configcat", "version": "1.0.0"}
@@ -29,3 +31,11 @@ HEADER_WEBHOOK_ID: Final = "X-ConfigCat-Webhook-ID"
 HEADER_WEBHOOK_TIMESTAMP: Final = "X-ConfigCat-Webhook-Timestamp"
 HEADER_WEBHOOK_SIGNATURE: Final = "X-ConfigCat-Webhook-Signature-V1"
 SIGNING_KEY_PREFIX: Final = "configcat_whsk_"
+
+# Our own chunk sizes: rows per statement, well under every database's parameter limit.
+# Events per INSERT when evaluations are written: large enough to be cheap.
+INSERT_CHUNK: Final = 1000
+# Events updated (and logged) per statement by the event log's retry and replay actions.
+UPDATE_CHUNK: Final = 500
+# Events per DELETE when pruning: short transactions, no long lock on a busy table.
+PRUNE_CHUNK: Final = 5000

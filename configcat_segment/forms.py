@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .evaluations.policies import FIELD_DEFAULTS
 from .models import SegmentConnection
 from .redaction import redact
 
@@ -32,6 +33,10 @@ CONFIGCAT_FIELDS = (
     "configcat_api_password",
     "clear_configcat_api_password",
 )
+# What of the evaluations the connection sends (validated by the model's clean()).
+EVALUATION_POLICY_FIELDS = tuple(FIELD_DEFAULTS)
+EXPOSURE_FIELDS = tuple(f for f in EVALUATION_POLICY_FIELDS if not f.startswith("personal_"))
+PERSONAL_DATA_FIELDS = tuple(f for f in EVALUATION_POLICY_FIELDS if f.startswith("personal_"))
 HELP_TEXTS = {
     "write_key": _("From the Segment source's settings page: API Keys → Write Key."),
     "signing_key": _(
@@ -78,7 +83,22 @@ class SegmentConnectionForm(forms.ModelForm):
 
     class Meta:
         model = SegmentConnection
-        fields = [*SEGMENT_FIELDS, *CONFIGCAT_FIELDS, *SegmentConnection.FORWARDING_FIELDS]
+        fields = [
+            *SEGMENT_FIELDS,
+            *CONFIGCAT_FIELDS,
+            *SegmentConnection.FORWARDING_FIELDS,
+            *EVALUATION_POLICY_FIELDS,
+        ]
+        widgets = {
+            name: forms.Textarea(attrs={"rows": 3, "cols": 60, "spellcheck": "false"})
+            for name in (
+                "flag_allowlist",
+                "flag_denylist",
+                "flag_exposure_policies",
+                "flag_sample_rates",
+                "personal_data_attributes",
+            )
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -98,6 +118,11 @@ class SegmentConnectionForm(forms.ModelForm):
             else:
                 field.help_text = HELP_TEXTS.get(name, HELP_TEXTS["signing_key"])
         self.fields["write_key"].required = adding
+        # A form posted without the evaluation policies (a script written before they
+        # existed) keeps the connection's: omitted fields are left as they are.
+        for name in EVALUATION_POLICY_FIELDS:
+            if name in self.fields:  # not there for a user who may only view
+                self.fields[name].required = False
         for name in REMOVABLE_SECRETS:
             if adding or not getattr(self.instance, name):
                 del self.fields[f"clear_{name}"]

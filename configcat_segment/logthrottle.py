@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .lifecycle import fork_safe_lock
+from .forksafe import fork_safe_lock
 
 
 class LogThrottle:

@@ -15,9 +15,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponseBase
 
 from .conf import get_settings
-from .evaluations import store as writer
+from .evaluations import buffer as writer
 from .evaluations.client import aget_client, get_client
-from .evaluations.context import AnonymousIdSource, RequestContext, current
+from .evaluations.context import AnonymousIdSource, RequestContext, current, without_forwarding
 
 ANONYMOUS_ID_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -48,6 +48,17 @@ class RequestFlags:
     def is_enabled(self, key: str, default_value: bool = False) -> bool:
         return bool(self.get_value(key, default_value))
 
+    def get_all_values(self) -> dict[str, Any]:
+        """Every flag's value for the request's user, **not forwarded**.
+
+        Evaluating every flag (to hand them to a front end, say) exposes the user to
+        none of them, so it sends nothing; forward what the user sees by evaluating it
+        with :meth:`get_value` where it is used. (The SDK's own
+        ``client.get_all_values()`` forwards one evaluation per flag.)
+        """
+        with without_forwarding():
+            return dict(get_client().get_all_values(self.user))
+
     async def auser(self) -> Any:
         if self._context.user_built:
             return self._context.user
@@ -63,6 +74,13 @@ class RequestFlags:
 
     async def ais_enabled(self, key: str, default_value: bool = False) -> bool:
         return bool(await self.aget_value(key, default_value))
+
+    async def aget_all_values(self) -> dict[str, Any]:
+        """:meth:`get_all_values` for async views: not forwarded either."""
+        client = await aget_client()
+        user = await self.auser()
+        with without_forwarding():
+            return dict(client.get_all_values(user))
 
 
 class FlagEvaluationMiddleware:
@@ -120,6 +138,7 @@ class FlagEvaluationMiddleware:
                 settings.ANONYMOUS_ID_COOKIE,
                 context.anonymous_id,
                 max_age=ANONYMOUS_ID_COOKIE_MAX_AGE,
+                domain=settings.ANONYMOUS_ID_COOKIE_DOMAIN,
                 samesite="Lax",
                 secure=context.request.is_secure(),
             )

@@ -1,25 +1,34 @@
-"""Keeping secrets secret: redaction for display, and scrubbing for stored headers."""
+"""Keeping secrets secret: redaction for display, and scrubbing for stored headers.
+
+Webhook headers are kept by allowlist: the values of headers known to be harmless
+(:data:`HARMLESS_HEADERS`, plus ``RECEIPT_HEADERS``), only the names of the others
+(ConfigCat lets users add any header to a webhook, and one may carry a credential whatever
+it is called), and not even the names of those that look like credentials.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final
 
+from .conf import get_settings
+from .header_names import HARMLESS_HEADERS, SECRET_HEADERS, is_secret_header
 from .text import clean
+
+__all__ = [
+    "HARMLESS_HEADERS",
+    "NOT_STORED",
+    "REDACTED",
+    "SECRET_HEADERS",
+    "is_secret_header",
+    "redact",
+    "scrub_headers",
+]
 
 REDACTED: Final = "…"
 
-# Headers that carry credentials or signatures; they are never stored or shown.
-SECRET_HEADERS: Final = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-configcat-webhook-signature-v1",
-        "x-api-key",
-    }
-)
+# What a header's value is stored and shown as when it is not kept.
+NOT_STORED: Final = "(not stored)"
 
 
 def redact(secret: str | None) -> str:
@@ -32,19 +41,17 @@ def redact(secret: str | None) -> str:
     return REDACTED + secret[-4:] if len(secret) >= 16 else REDACTED
 
 
-# Words in a header's name that suggest a credential, whatever the header is called
-# (ConfigCat lets users add custom headers to a webhook, e.g. "X-Webhook-Token").
-_SECRET_NAME_PARTS: Final = ("auth", "cookie", "key", "password", "secret", "signature", "token")
-
-
-def is_secret_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in SECRET_HEADERS or any(part in lowered for part in _SECRET_NAME_PARTS)
-
-
 def scrub_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``headers`` fit to store and to show: no credentials, signatures or
-    cookies (by name, and anything whose name looks like one), values storable as text."""
+    """A copy of ``headers`` fit to store and to show: the values of harmless headers (as
+    storable text), :data:`NOT_STORED` for the others, and no credentials, signatures or
+    cookies at all (by name, and anything whose name looks like one).
+
+    Applied when a receipt is stored and again when it is shown, so rows stored under a
+    looser rule are shown under the current one.
+    """
+    kept = HARMLESS_HEADERS | {name.lower() for name in get_settings().RECEIPT_HEADERS}
     return {
-        clean(name): clean(value) for name, value in headers.items() if not is_secret_header(name)
+        clean(name): clean(value) if name.lower() in kept else NOT_STORED
+        for name, value in headers.items()
+        if not is_secret_header(name)
     }

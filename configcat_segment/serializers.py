@@ -72,6 +72,25 @@ def connection_json(connection: SegmentConnection, **extra: Any) -> dict[str, An
     return data
 
 
+class SegmentConnectionSummarySerializer(serializers.ModelSerializer):
+    """What anyone who may see a connection's events sees of it: no endpoint, no key
+    hints, no error text (``view_segmentconnection`` shows those)."""
+
+    healthy = serializers.BooleanField(source="is_healthy")
+
+    class Meta:
+        model = SegmentConnection
+        fields = ["id", "name", "connected", "healthy"]
+        read_only_fields = fields
+
+
+def connection_summary_json(connection: SegmentConnection, **extra: Any) -> dict[str, Any]:
+    """A connection as :func:`connection_json`, without its details."""
+    data = dict(SegmentConnectionSummarySerializer(connection).data)
+    data.update(extra)
+    return data
+
+
 class EventSerializer(serializers.ModelSerializer):
     """An event as the event log's JSON API lists it (without the message it carries)."""
 

@@ -25,6 +25,8 @@ app's own mail alerts (``ALERT_EMAILS``) listen to ``event_dead`` and
 ``connection_unhealthy``. Test events sent from the admin send none of them.
 """
 
+from __future__ import annotations
+
 from django.dispatch import Signal
 
 # Send them with ``send_robust``: a project's receiver that raises is logged by Django

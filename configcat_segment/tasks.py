@@ -1,8 +1,11 @@
-"""Celery: a task that runs the dispatcher, for projects that already run Celery.
+"""Celery: the app's tasks, where Celery's autodiscovery looks for them.
 
-Install with ``pip install configcat-segment[celery]`` and set
-``CONFIGCAT_SEGMENT["DELIVERY"] = "celery"``: every commit that writes events then sends
-:func:`deliver`, and a beat entry picks up retries whose time has come::
+Install with ``pip install configcat-segment[celery]``. With
+``CONFIGCAT_SEGMENT["DELIVERY"] = "celery"``, every commit that writes events sends
+:func:`deliver` (defined with the backend, in
+:mod:`configcat_segment.delivery.backends.celery`); :func:`reconcile` reads ConfigCat's
+audit log for connections whose interval has passed. Add the beat entries that run both
+on schedule (retries become due without anything being written)::
 
     from configcat_segment.tasks import BEAT_SCHEDULE
 
@@ -18,10 +21,11 @@ from typing import Any
 
 from celery import shared_task
 
-from .delivery.runner import Runner
+from .delivery.backends.celery import TASK_NAME, deliver
 from .reconcile import run_due
 
-TASK_NAME = "configcat_segment.deliver"
+__all__ = ["BEAT_SCHEDULE", "RECONCILE_TASK_NAME", "TASK_NAME", "deliver", "reconcile"]
+
 RECONCILE_TASK_NAME = "configcat_segment.reconcile"
 
 # Retries become due without anything being written, so something must look for them;
@@ -30,12 +34,6 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "configcat-segment-deliver": {"task": TASK_NAME, "schedule": 10.0},
     "configcat-segment-reconcile": {"task": RECONCILE_TASK_NAME, "schedule": 60.0},
 }
-
-
-@shared_task(name=TASK_NAME, ignore_result=True)
-def deliver() -> dict[str, int]:
-    """Deliver everything due now; returns what was done (counts)."""
-    return Runner(reconcile=False).run(until_idle=True).as_dict()
 
 
 @shared_task(name=RECONCILE_TASK_NAME, ignore_result=True)

@@ -9,6 +9,8 @@
 | CONFIGCAT_SDK_KEY | the ConfigCat SDK key | a test key (flags come from the flags file) |
 | CONFIGCAT_FLAG_OVERRIDES | a ConfigCat flags file; empty for none | project/flags.json |
 | CONFIGCAT_SEGMENT_DELIVERY | thread, worker or celery | thread |
+| CONFIGCAT_SEGMENT_MONITORING_TOKEN | token for the health and metrics URLs | none |
+| CONFIGCAT_API_BASE_URL | ConfigCat's API, for reconciliation | https://api.configcat.com |
 """
 
 from __future__ import annotations
@@ -127,8 +129,17 @@ CONFIGCAT_SEGMENT: dict[str, Any] = {
     "DELIVERY": env_str("CONFIGCAT_SEGMENT_DELIVERY", "thread"),
     "SDK_KEY": env_str("CONFIGCAT_SDK_KEY") or "configcat-sdk-test-key/0000000000000000000000",
     "FLAG_OVERRIDES": _flag_overrides or None,
+    # One tracked user per visitor: an anonymous visitor without analytics.js's cookie
+    # gets it from the server, so every request of theirs carries the same anonymous id
+    # (and analytics.js, if the page loads it, adopts it as its own).
+    "SET_ANONYMOUS_ID_COOKIE": True,
+    # The "Local debugger" connection sends to this very server (demo_seed): loopback is
+    # refused as an endpoint unless allowed here (docs/security.md).
+    "ALLOWED_ENDPOINT_HOSTS": ["127.0.0.0/8", "::1"],
     # Where reconciliation reads ConfigCat's audit log (a proxy, or a local fake).
     "CONFIGCAT_API_BASE_URL": env_str("CONFIGCAT_API_BASE_URL") or "https://api.configcat.com",
+    # For uptime checkers and Prometheus: Authorization: Bearer <token> (docs/operations.md).
+    "MONITORING_TOKEN": env_str("CONFIGCAT_SEGMENT_MONITORING_TOKEN") or None,
 }
 
 LOGGING = {

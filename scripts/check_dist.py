@@ -35,8 +35,8 @@ REQUIREMENTS = ("Django", "djangorestframework", "configcat-client", "segment-an
 
 
 def source_version(checkout: Path) -> str:
-    """``__version__`` as written in the package's ``__init__``, read without importing it."""
-    tree = ast.parse((checkout / PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    """``__version__`` as written in ``version.py``, read without importing the package."""
+    tree = ast.parse((checkout / PACKAGE / "version.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if (
             isinstance(node, ast.Assign)
@@ -45,7 +45,7 @@ def source_version(checkout: Path) -> str:
             and isinstance(node.value.value, str)
         ):
             return node.value.value
-    raise SystemExit(f"{PACKAGE}/__init__.py: no __version__ = '...' assignment")
+    raise SystemExit(f"{PACKAGE}/version.py: no __version__ = '...' assignment")
 
 
 def source_files(checkout: Path) -> set[str]:

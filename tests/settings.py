@@ -15,6 +15,10 @@ CONFIGCAT_SEGMENT = {
     "DELIVERY": "worker",
     # Evaluations are written when a test calls configcat_segment.flush(), not by a thread.
     "EVALUATION_WRITER": "manual",
+    # The app's default; the demo turns it on (tests/evaluations/test_anonymous_ids.py).
+    "SET_ANONYMOUS_ID_COOKIE": False,
+    # tests/segment_server.py listens on loopback; tests of the refusal turn this off.
+    "ALLOWED_ENDPOINT_HOSTS": ["127.0.0.0/8", "::1"],
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

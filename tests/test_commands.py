@@ -205,7 +205,7 @@ def test_status_with_nothing(capsys):
     assert json.loads(out) == {
         "connections": [],
         "events": {"pending": 0, "delivered": 0, "failed": 0, "dead": 0},
-        "evaluations": {"dropped": 0, "failed": 0},
+        "evaluations": {"dropped": 0, "failed": 0, "random_anonymous_ids": 0},
     }
 
 

@@ -63,6 +63,17 @@ def test_bad_environment_is_one_clear_line(env, message):
     assert "Traceback" not in result.stderr
 
 
+def test_the_monitoring_token_comes_from_the_environment(tmp_path):
+    """So that the health and metrics URLs can be tried on the demo without a session."""
+    token = "demo-monitoring-token-0123456789"
+    read = "from configcat_segment.conf import get_settings as s; print(s().MONITORING_TOKEN)"
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    given = manage(
+        "shell", "-c", read, CONFIGCAT_SEGMENT_MONITORING_TOKEN=token, DATABASE_URL=database
+    )
+    assert given.stdout.split()[-1] == token, given.stderr
+
+
 def test_sqlite_is_configured_for_a_background_writer(monkeypatch, tmp_path):
     from project.settings import _database
 

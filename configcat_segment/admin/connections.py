@@ -22,6 +22,8 @@ from django.views.decorators.http import require_POST
 from ..constants import WEBHOOK_BODY_TEMPLATE
 from ..forms import (
     CONFIGCAT_FIELDS,
+    EXPOSURE_FIELDS,
+    PERSONAL_DATA_FIELDS,
     REMOVABLE_SECRETS,
     REMOVE_BOXES,
     SECRET_FIELDS,
@@ -31,6 +33,7 @@ from ..forms import (
 from ..models import SegmentConnection
 from ..operations.admin import TestSendAdmin
 from ..redaction import redact
+from .search import BoundedSearchAdmin
 
 sensitive_secrets = method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
 
@@ -52,12 +55,14 @@ FIELDSETS: list[tuple[Any, Sequence[str]]] = [
     (None, SEGMENT_FIELDS),
     (_("ConfigCat"), CONFIGCAT_FIELDS),
     (_("What it forwards"), SegmentConnection.FORWARDING_FIELDS),
+    (_("Which evaluations (exposures)"), EXPOSURE_FIELDS),
+    (_("Personal data in evaluations"), PERSONAL_DATA_FIELDS),
     (STATUS, STATUS_FIELDS),
 ]
 
 
 @admin.register(SegmentConnection)
-class SegmentConnectionAdmin(TestSendAdmin):
+class SegmentConnectionAdmin(TestSendAdmin, BoundedSearchAdmin):
     form = SegmentConnectionForm
     list_display = [
         "name",

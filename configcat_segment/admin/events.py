@@ -17,6 +17,7 @@ from ..eventlog.display import pretty_json
 from ..eventlog.filters import KINDS, EventFilter
 from ..models import Event
 from .eventlog import event_log_url
+from .search import BoundedSearchAdmin
 
 
 class KindFilter(admin.SimpleListFilter):
@@ -53,7 +54,7 @@ FIELDS: tuple[str, ...] = (
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(BoundedSearchAdmin):
     list_display = [
         "id",
         "created_at",
@@ -80,6 +81,13 @@ class EventAdmin(admin.ModelAdmin):
 
     fields = FIELDS
     readonly_fields = FIELDS
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # As in the event log: the receipt (even its webhook id) only for who may see it.
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm("configcat_segment.view_webhookreceipt"):
+            return fields
+        return [name for name in fields if name != "receipt"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         # The list never shows the message; the one page that does loads it when needed.

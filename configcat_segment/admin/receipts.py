@@ -17,6 +17,7 @@ from ..eventlog.display import body_text
 from ..models import WebhookReceipt
 from ..redaction import scrub_headers
 from ..webhooks import receipts
+from .search import BoundedSearchAdmin
 
 FIELDS: tuple[str, ...] = (
     "connection",
@@ -27,7 +28,7 @@ FIELDS: tuple[str, ...] = (
 
 
 @admin.register(WebhookReceipt)
-class WebhookReceiptAdmin(admin.ModelAdmin):
+class WebhookReceiptAdmin(BoundedSearchAdmin):
     list_display = ["received_at", "connection", "webhook_id", "outcome", "short_error"]
     list_filter = ["outcome", "connection", "received_at"]
     search_fields = ["=webhook_id"]

@@ -3,7 +3,7 @@
 PostgreSQL: ``pg_trgm`` GIN indexes on ``flag_key`` and ``user_id``, which serve ``ILIKE``
 (the :class:`~configcat_segment.eventlog.search.ILike` lookup; Django's own ``icontains``
 compares ``UPPER()`` of the column, which these indexes do not cover). They are built
-``CONCURRENTLY`` (migration ``0008``), which never blocks writes.
+``CONCURRENTLY`` (migration ``0011``), which never blocks writes.
 
 SQLite: an FTS5 table with the trigram tokenizer over the same two columns. It is an
 external-content table (it keeps only the index; the text stays in the events table), kept

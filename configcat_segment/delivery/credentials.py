@@ -33,7 +33,9 @@ def release(connection: SegmentConnection) -> int:
     connection.mark_healthy()
     SegmentConnection.objects.filter(pk=connection.pk).update(delivery_paused_until=None)
     connection.delivery_paused_until = None
-    waiting = Event.objects.filter(connection=connection, status__in=Event.DUE)
+    # Failed events wait; pending ones are due already, or being sent (claimed) right
+    # now: making those due again would send them twice.
+    waiting = Event.objects.filter(connection=connection, status=Event.Status.FAILED)
     count: int = waiting.update(next_attempt_at=timezone.now())
     if count:
         transaction.on_commit(outbox.notify)

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..segment.payloads import MessageTooLarge, fit
-from ..signals import event_dead
+from ..signals import event_dead, flag_changed
 from ..text import clean
+from .rows import Row, insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,17 @@ def notify() -> None:
             callback()
         except Exception:
             logger.exception("configcat_segment: an outbox listener failed")
+
+
+def announce_changes(connection: SegmentConnection, events: Sequence[Event]) -> None:
+    """Send ``flag_changed`` for each of ``events`` once the current transaction commits."""
+    if events:
+        transaction.on_commit(functools.partial(_announce, connection, list(events)))
+
+
+def _announce(connection: SegmentConnection, events: list[Event]) -> None:
+    for event in events:
+        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)
 
 
 def build_event(
@@ -109,6 +121,33 @@ def enqueue(events: Sequence[Event], *, ignore_conflicts: bool = False) -> list[
     if created:
         transaction.on_commit(notify)
     return created + dead
+
+
+def enqueue_rows(rows: Sequence[Row]) -> int:
+    """Write ``rows`` (:func:`~.rows.build_row`), skipping those whose ``message_id`` is
+    stored already, with one statement for the sendable ones; wake the deliverers once the
+    transaction commits. How many were written.
+
+    ``event_dead`` is sent after commit for the rows written dead (too large to send),
+    only for those really written: they are rare, and written one by one.
+    """
+    now = timezone.now()
+    written = insert_rows([row for row in rows if row.status != Event.Status.DEAD], now=now)
+    dead_ids = [
+        r.message_id for r in rows if r.status == Event.Status.DEAD and insert_rows([r], now=now)
+    ]
+    if dead_ids:
+        dead = list(Event.objects.filter(message_id__in=dead_ids))
+        for event in dead:
+            logger.warning(
+                "configcat_segment: event %s is dead on arrival: %s",
+                event.message_id,
+                event.last_error,
+            )
+        transaction.on_commit(functools.partial(event_dead.send_robust, sender=Event, events=dead))
+    if written:
+        transaction.on_commit(notify)
+    return written + len(dead_ids)
 
 
 def _write_dead(events: list[Event], ignore_conflicts: bool) -> list[Event]:

@@ -1,48 +1,75 @@
-"""What runs the dispatcher: a loop with one lane per connection, and where it lives.
+"""The delivery loop: one lane per connection, shared by every way of delivering.
 
-:class:`Runner` is the loop shared by every way of delivering: it looks for connections
-with due events and gives each its own *lane* (a thread that delivers that connection's
-events until none are due), so a slow or failing connection never holds up another. When
-more connections are due than there are lanes, a lane gives way after each round and the
-connection served longest ago goes next, so none waits for another's whole backlog.
+:class:`Runner` looks for connections with due events and gives each its own *lane* (a
+thread that delivers that connection's events until none are due), so a slow or failing
+connection never holds up another. When more connections are due than there are lanes, a
+lane gives way after each round and the connection served longest ago goes next, so none
+waits for another's whole backlog.
 
-- ``DELIVERY = "thread"``: :func:`wake_thread_runner` is registered with the outbox and
-  :func:`start_on_request` with ``request_started``; the first event or request starts a
-  :class:`Runner` in a daemon thread of the web process, so a process that restarts with
-  a backlog delivers it. A ``fork()``ed child (gunicorn ``--preload``, uWSGI) starts with
-  no runner and starts its own the same way. At exit, the evaluations still buffered are
-  written, then what is due is delivered for at most ``SHUTDOWN_FLUSH_SECONDS``, in the
-  exiting thread if the runner never started (no thread can start at exit on Python 3.12+).
-- ``DELIVERY = "worker"``: ``manage.py configcat_segment_worker`` runs a :class:`Runner`
-  in its main thread; nothing runs in the web process.
-- ``DELIVERY = "celery"``: each commit that writes events sends the
-  ``configcat_segment.deliver`` task (see :mod:`configcat_segment.tasks`).
+Where a runner runs is the delivery backend's business (:mod:`.backends`):
+``manage.py configcat_segment_worker`` runs one in its main thread, the ``thread``
+backend in a daemon thread of the web process, the ``celery`` backend in a task.
+:class:`ForkGuard` keeps ``fork()`` from happening while a lane is inside the database
+driver.
+
+A runner also pokes the *periodic jobs* registered with :func:`add_periodic_job` on each
+turn of its loop while it runs for good (reconciliation with ConfigCat's audit log is one:
+:mod:`configcat_segment.lifecycle` registers it). The delivery layer knows nothing of
+what those jobs do, so nothing here imports the layers above it.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import itertools
 import logging
-import os
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
 
-from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
 from ..conf import get_settings
-from ..evaluations import store as writer
-from ..reconcile.schedule import Periodic
-from ..segment import transport
-from . import outbox
-from .dispatcher import Dispatcher, Report
+from .dispatcher import Dispatcher
+from .report import Report
 
 logger = logging.getLogger(__name__)
+
+
+class PeriodicJob(Protocol):
+    """Work a runner starts now and then on a thread of its own (see :func:`add_periodic_job`)."""
+
+    def poke(self) -> None:
+        """Start the work if it is due and not running; return at once."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the work in hand to end."""
+
+
+class PeriodicJobFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        database: Callable[[], AbstractContextManager[None]],
+        should_stop: Callable[[], bool],
+    ) -> PeriodicJob: ...
+
+
+# name -> factory, in the order registered; every runner that runs for good makes one of each.
+_periodic_jobs: dict[str, PeriodicJobFactory] = {}
+
+
+def add_periodic_job(name: str, factory: PeriodicJobFactory) -> None:
+    """Have every runner that runs for good poke a job made by ``factory`` on each turn.
+
+    ``factory`` is called with ``database`` (a context manager to hold while the job uses
+    the database: fork safety) and ``should_stop`` (true once the runner stops). Adding a
+    name again replaces its factory.
+    """
+    _periodic_jobs[name] = factory
 
 
 class ForkGuard:
@@ -92,7 +119,7 @@ class Runner:
         threads: int | None = None,
         poll_seconds: float | None = None,
         fork_guard: ForkGuard | None = None,
-        reconcile: bool = True,
+        periodic: bool = True,
     ) -> None:
         settings = get_settings()
         self.fork_guard = fork_guard or ForkGuard()
@@ -116,12 +143,16 @@ class Runner:
         self._served: dict[uuid.UUID, int] = {}  # connection -> turn its last lane started
         self._lanes_wanted = False  # due connections are waiting for a lane
         self._lock = threading.Lock()
-        # Reconciliation with ConfigCat's audit log, on a thread of its own, while the
-        # runner runs for good (not for a --once, a Celery task or the exit flush).
-        self.reconciler = (
-            Periodic(database=self.fork_guard.database, should_stop=lambda: self.stopping)
-            if reconcile
-            else None
+        # The periodic jobs (reconciliation with ConfigCat's audit log), each on a thread
+        # of its own, while the runner runs for good (not for a --once, a Celery task or
+        # the exit flush).
+        self.periodic: dict[str, PeriodicJob] = (
+            {
+                name: factory(database=self.fork_guard.database, should_stop=lambda: self.stopping)
+                for name, factory in _periodic_jobs.items()
+            }
+            if periodic
+            else {}
         )
 
     def wake(self) -> None:
@@ -159,8 +190,9 @@ class Runner:
                 finishing = until_idle or self._deadline is not None
                 due = self._due_connections(rest_for_good=until_idle)
                 self._start_lanes(due)
-                if self.reconciler is not None and not finishing:
-                    self.reconciler.poke()
+                if not finishing:
+                    for job in self.periodic.values():
+                        job.poke()
                 with self._lock:
                     idle = not self._lanes
                 if finishing and idle and not due:
@@ -169,8 +201,8 @@ class Runner:
         finally:
             self._stopping.set()
             self._join_lanes()
-            if self.reconciler is not None:
-                self.reconciler.join()
+            for job in self.periodic.values():
+                job.join()
             with self.fork_guard.database():
                 connections.close_all()
         return self.report
@@ -260,167 +292,3 @@ class Runner:
                 return
             for lane in lanes:
                 lane.join()
-
-
-# -- the "thread" runner: in the web process -------------------------------------------
-
-
-def testing() -> bool:
-    """Whether Django's test environment is set up (``manage.py test``, pytest-django).
-
-    The thread runner stays off there. Started by a test's request or event, it would keep
-    the test database open at its teardown and then, the settings restored, deliver the
-    real database's events. Tests that want delivery run the dispatcher themselves.
-    """
-    test_utils = sys.modules.get("django.test.utils")  # never imported: not testing
-    return test_utils is not None and hasattr(test_utils._TestState, "saved_data")
-
-
-class _Background:
-    """The process's background runner: started by its first event or request, never at
-    import; a ``fork()``ed child has none until its own first event or request."""
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.lock = threading.Lock()
-        self.fork_guard = ForkGuard()
-        self.runner: Runner | None = None  # set while its thread runs
-        self.thread: threading.Thread | None = None
-        # Delivery was asked for (an event written, a request served): the exit flush has
-        # work to do, even if the runner never started.
-        self.wanted = False
-        # The exit flush has begun: it delivers in the exiting thread, so no thread starts.
-        self.exiting = False
-
-    def ensure_started(self) -> Runner | None:
-        """The running runner, started if need be; None if no thread can start, or while
-        Django's test environment is set up (see :func:`testing`)."""
-        if testing():
-            return None
-        with self.lock:
-            self.wanted = True
-            if self.thread is None or not self.thread.is_alive():
-                self.runner = self.thread = None
-                if not self.exiting:
-                    self._start()
-            return self.runner
-
-    def _start(self) -> None:
-        runner = Runner(fork_guard=self.fork_guard)
-        thread = threading.Thread(
-            target=self._run, args=(runner,), name="configcat-segment-runner", daemon=True
-        )
-        try:
-            thread.start()
-        except RuntimeError as exc:
-            logger.warning(
-                "configcat_segment: could not start the delivery thread (%s); the next "
-                "event or request tries again, and what is due is delivered at exit",
-                exc,
-            )
-            return
-        self.runner, self.thread = runner, thread
-
-    def _run(self, runner: Runner) -> None:
-        try:
-            runner.run()
-        finally:
-            with self.lock:
-                if self.runner is runner:  # it died: the next event or request restarts it
-                    self.runner = self.thread = None
-
-    def shutdown(self, timeout: float) -> None:
-        """Deliver what is due within ``timeout`` seconds, then stop: in the runner's thread,
-        or in this one if delivery was asked for but the runner never started."""
-        with self.lock:
-            runner, thread, wanted = self.runner, self.thread, self.wanted
-            self.runner = self.thread = None
-            self.wanted = False
-        if runner is not None and thread is not None:
-            runner.finish(timeout)
-            thread.join(timeout)
-        elif wanted:
-            # A request in Segment's hands when the time is up is still waited for (at
-            # most HTTP_TIMEOUT_SECONDS); no other starts.
-            runner = Runner(fork_guard=self.fork_guard)
-            runner.finish(timeout)
-            runner.run()
-
-    def before_fork(self) -> None:
-        if self.runner is not None:  # a batch in hand may be waiting for Segment
-            self.fork_guard.before_fork(get_settings().HTTP_TIMEOUT_SECONDS + 1)
-
-    def after_fork_in_parent(self) -> None:
-        self.fork_guard.after_fork_in_parent()
-
-    def after_fork_in_child(self) -> None:
-        # The parent's threads do not exist here; its locks may be held by one of them. The
-        # child may fork again or never serve: its first event or request starts its runner.
-        self._reset()
-        transport.after_fork()
-
-
-_background = _Background()
-
-
-def wake_thread_runner() -> None:
-    """The outbox listener for ``DELIVERY = "thread"``: start the runner if needed, wake it."""
-    runner = _background.ensure_started()
-    if runner is not None:
-        runner.wake()
-
-
-def start_on_request(**kwargs: object) -> None:
-    """The ``request_started`` receiver for ``DELIVERY = "thread"``: a web process that
-    restarts with events due delivers them from its first request, not its first event."""
-    if _background.runner is None:  # once running, no lock on the request path
-        _background.ensure_started()
-
-
-def background_runner() -> Runner | None:
-    """The background runner of this process, if it is running."""
-    return _background.runner
-
-
-def stop_thread_runner(timeout: float | None = None) -> None:
-    """Deliver what is due (at most ``timeout`` s, default ``SHUTDOWN_FLUSH_SECONDS``), stop."""
-    _background.shutdown(get_settings().SHUTDOWN_FLUSH_SECONDS if timeout is None else timeout)
-
-
-def deliver_at_exit() -> None:
-    """The exit hook for ``DELIVERY = "thread"``, in place of the writer's: write the
-    evaluations still buffered, then deliver what is due, that written at exit included."""
-    _background.exiting = True  # a thread started now would be abandoned, or cannot start
-    writer.flush_at_exit()
-    stop_thread_runner()
-
-
-def wake_celery() -> None:
-    """The outbox listener for ``DELIVERY = "celery"``: queue a delivery task."""
-    from ..tasks import deliver
-
-    deliver.delay()
-
-
-LISTENERS: dict[str, Callable[[], None]] = {
-    "thread": wake_thread_runner,
-    "celery": wake_celery,
-}
-
-
-def install(delivery: str) -> None:
-    """Wire the runner chosen by ``DELIVERY`` (called from ``AppConfig.ready``)."""
-    listener = LISTENERS.get(delivery)
-    if listener is not None:
-        outbox.on_enqueued(listener)
-    if delivery == "thread":
-        request_started.connect(start_on_request, dispatch_uid="configcat_segment.start_on_request")
-        atexit.unregister(writer.flush_at_exit)  # deliver_at_exit calls it, first
-        atexit.register(deliver_at_exit)
-        os.register_at_fork(
-            before=_background.before_fork,
-            after_in_parent=_background.after_fork_in_parent,
-            after_in_child=_background.after_fork_in_child,
-        )

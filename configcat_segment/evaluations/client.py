@@ -3,14 +3,13 @@
 Created on first use, never at import time, and once per process: the SDK's auto-poll
 thread does not survive ``fork()``, so a child process (gunicorn ``--preload``, uWSGI
 without ``lazy-apps``, ``multiprocessing``) sets the parent's client aside (an
-``os.register_at_fork`` hook) and builds a fresh one on first use. It is closed at exit,
-and made again if something else closed it (``configcatclient.close_all()``).
+``os.register_at_fork`` hook in :mod:`configcat_segment.lifecycle`) and builds a fresh one
+on first use. It is closed at exit, and made again if something else closed it
+(``configcatclient.close_all()``).
 """
 
 from __future__ import annotations
 
-import atexit
-import os
 import re
 import threading
 from pathlib import Path
@@ -24,10 +23,9 @@ from configcatclient.localfiledatasource import LocalFileFlagOverrides
 from configcatclient.overridedatasource import OverrideBehaviour
 from configcatclient.pollingmode import PollingMode
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 
 from ..compat import configcat_client_is_open, flag_evaluated_callbacks
-from ..conf import SETTING_NAME, AppSettings, get_settings, setting_path
+from ..conf import AppSettings, get_settings, setting_path
 
 # With local-only flags the SDK accepts any key; this one says where the flags come from.
 LOCAL_ONLY_SDK_KEY = "configcat-segment/local-flags-only"
@@ -58,7 +56,6 @@ _client: Any = None
 _warm_client: Any = None
 # In a fork()ed child: the parent's client, to be closed before this process makes its own.
 _inherited: Any = None
-_closing_registered = False
 
 
 def client_options(settings: AppSettings) -> tuple[str, ConfigCatOptions]:
@@ -150,7 +147,7 @@ def _is_open(client: Any) -> bool:
 
 
 def _build() -> Any:
-    global _client, _inherited, _closing_registered
+    global _client, _inherited
     with _lock:
         if _client is not None and _is_open(_client):
             return _client
@@ -165,9 +162,6 @@ def _build() -> Any:
         if settings.FORWARD_EVALUATIONS:
             forward_evaluations(client)
         _client = client
-        if not _closing_registered:
-            atexit.register(close)
-            _closing_registered = True
         return client
 
 
@@ -202,23 +196,12 @@ def forward_evaluations(client: Any) -> Any:
     return client
 
 
-def _after_fork_in_child() -> None:
+def after_fork_in_child() -> None:
+    """In a ``fork()``ed child: set the parent's client aside (its polling thread is gone);
+    the next use builds this process's own."""
     global _lock, _client, _warm_client, _inherited
     # A thread of the parent may have held the lock at the moment of fork().
     _lock = threading.Lock()
     # Checked here, once, rather than comparing os.getpid() (a system call) on every use.
     if _client is not None:
         _client, _warm_client, _inherited = None, None, _client
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        close()
-
-
-setting_changed.connect(
-    _settings_changed, dispatch_uid="configcat_segment.evaluations.client.close"
-)

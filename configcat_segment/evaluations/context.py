@@ -11,11 +11,13 @@ needs it: a request that evaluates no flag pays nothing but the ``ContextVar`` b
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -170,3 +172,29 @@ def _absolute_url(request: HttpRequest) -> str:
 current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "configcat_segment_request", default=None
 )
+
+
+# True inside ``without_forwarding()``: the hook ignores evaluations.
+forwarding_off: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "configcat_segment_forwarding_off", default=False
+)
+
+
+@contextlib.contextmanager
+def without_forwarding() -> Iterator[None]:
+    """Evaluations inside the block are not forwarded, nor remembered by the dedup.
+
+    For evaluations that expose the user to nothing, such as ``get_all_values()`` used
+    to hand every flag to a front end::
+
+        with configcat_segment.without_forwarding():
+            values = client.get_all_values(user)
+
+    It follows the code into async tasks and ``contextvars.copy_context()`` threads, like
+    the request's context, and nowhere else.
+    """
+    token = forwarding_off.set(True)
+    try:
+        yield
+    finally:
+        forwarding_off.reset(token)

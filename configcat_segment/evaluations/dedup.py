@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from ..lifecycle import fork_safe_lock
+from ..forksafe import fork_safe_lock
 
 
 class DedupCache:

@@ -1,14 +1,17 @@
 """The ``on_flag_evaluated`` hook: decide, cheaply, whether an evaluation is worth sending.
 
 It runs synchronously in the thread that evaluated, inside ``get_value``, so it does no
-I/O and no formatting: it skips failed evaluations (counted, logged at most once a
-minute), drops repeats within the dedup window, applies per-user sampling, and records a
-compact :class:`~configcat_segment.evaluations.Evaluation`. Inside a request the
+I/O and no formatting: it ignores evaluations made inside ``without_forwarding()``, skips
+failed evaluations (counted, logged at most once a minute), drops repeats within the
+dedup window, applies the exposure rules of the settings (policy, allow and deny lists,
+per-flag sampling) and per-user sampling, and records a compact
+:class:`~configcat_segment.evaluations.Evaluation`. Inside a request the
 evaluation joins the request's list, handed to the writer once at the end; elsewhere it
 goes to the writer's buffer directly.
 
 The settings are read on the first evaluation, not at import, and again after
-``CONFIGCAT_SEGMENT`` changes: importing this module never fails, so ``manage.py check``
+``CONFIGCAT_SEGMENT`` changes (:mod:`configcat_segment.lifecycle` calls
+:meth:`Recorder.reset`): importing this module never fails, so ``manage.py check``
 can report a bad setting.
 """
 
@@ -20,13 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from configcatclient.user import User
-from django.core.signals import setting_changed
 
-from ..conf import SETTING_NAME, AppSettings, get_settings
+from ..conf import AppSettings, exposure_rules, get_settings
 from ..logthrottle import LogThrottle
-from . import store as writer
-from .context import current
+from . import buffer as writer
+from .context import AnonymousIdSource, current, forwarding_off
 from .dedup import DedupCache
+from .exposure import EVERYTHING, ExposureRules
 from .payloads import Evaluation, in_sample, new_nonce
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class Recorder:
         # change; the hot path checks ``_dedup`` only.
         self._settings: AppSettings | None = None
         self._dedup: DedupCache | None = None
+        self._exposure: ExposureRules = EVERYTHING
         self._failure_log = LogThrottle(FAILURE_LOG_INTERVAL, clock)
 
     def configure(self, settings: AppSettings) -> None:
@@ -56,6 +60,7 @@ class Recorder:
 
     def _use(self, settings: AppSettings) -> DedupCache:
         dedup = DedupCache(settings.DEDUP_WINDOW_SECONDS, settings.DEDUP_MAX_KEYS, self._clock)
+        self._exposure = exposure_rules(settings)
         self._settings = settings
         self._dedup = dedup
         return dedup
@@ -75,6 +80,8 @@ class Recorder:
 
     def on_flag_evaluated(self, details: Any) -> None:
         """The SDK's hook. The hot path: most evaluations end at the dedup check."""
+        if forwarding_off.get():
+            return
         if details.is_default_value and details.error:
             self._failed(details)
             return
@@ -100,6 +107,12 @@ class Recorder:
         settings = self.settings
         if not settings.FORWARD_EVALUATIONS:
             return
+        by_rule = details.matched_targeting_rule is not None
+        by_percentage = details.matched_percentage_option is not None
+        if not self._exposure.admits(
+            details.key, identity, by_rule=by_rule, by_percentage=by_percentage
+        ):
+            return
         if settings.SAMPLE_RATE < 1 and not in_sample(identity, settings.SAMPLE_RATE):
             return
         user_id = identity if user is not None else None
@@ -124,6 +137,12 @@ class Recorder:
             identify=identify,
             window=int(now // window) if window > 0 else None,
             nonce=None if window > 0 else new_nonce(),
+            by_rule=by_rule,
+            by_percentage=by_percentage,
+            random_anonymous_id=(
+                user_id is None
+                and (context is None or context.anonymous_id_source == AnonymousIdSource.RANDOM)
+            ),
         )
         if context is None or not context.collect(evaluation):
             writer.add([evaluation])
@@ -140,11 +159,3 @@ class Recorder:
 
 
 recorder = Recorder()
-
-
-def _reconfigure(*, setting: str, **kwargs: Any) -> None:
-    if setting == SETTING_NAME:
-        recorder.reset()
-
-
-setting_changed.connect(_reconfigure, dispatch_uid="configcat_segment.evaluations.hook.reconfigure")

@@ -15,8 +15,16 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..constants import FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_EVALUATED
 from ..segment import payloads as messages
+from .privacy import EVERYTHING, PersonalData
+
+# A connection's "Experiment Viewed" setting: for evaluations a percentage option decided,
+# send none, one as well as "Feature Flag Evaluated", or one instead of it.
+EXPERIMENTS_OFF = "off"
+EXPERIMENTS_ALSO = "also"
+EXPERIMENTS_INSTEAD = "instead"
+EXPERIMENT_MODES = (EXPERIMENTS_OFF, EXPERIMENTS_ALSO, EXPERIMENTS_INSTEAD)
 
 # How the ConfigCat user's predefined attributes are named as Segment traits.
 _TRAIT_NAMES = {"Email": "email", "Country": "country"}
@@ -49,6 +57,12 @@ class Evaluation(NamedTuple):
     # (every process makes the same ids for it), or, without a window, a random ``nonce``.
     window: int | None = None
     nonce: int | None = None
+    # What decided the value (the SDK's matched_targeting_rule / matched_percentage_option):
+    # neither means the flag's default value was served.
+    by_rule: bool = False
+    by_percentage: bool = False
+    # The anonymous id was drawn at random (no cookie, no session): a new tracked user.
+    random_anonymous_id: bool = False
 
 
 def new_nonce() -> int:
@@ -105,9 +119,14 @@ def in_sample(identity: str | None, rate: float) -> bool:
 
 
 def messages_for(
-    evaluation: Evaluation, *, salt: str, long_value_length: int
+    evaluation: Evaluation,
+    *,
+    salt: str,
+    long_value_length: int,
+    personal_data: PersonalData = EVERYTHING,
+    experiments: str = EXPERIMENTS_OFF,
 ) -> list[dict[str, Any]]:
-    """The Segment messages for ``evaluation``: a ``track``, maybe preceded by an ``identify``.
+    """The Segment messages for ``evaluation``: a ``track`` (or two), maybe after an ``identify``.
 
     With a dedup window the messageIds are derived from (``salt``, user, flag, variation,
     window): every process that sends the same evaluation in the same window makes the same
@@ -115,28 +134,34 @@ def messages_for(
     is replaced by the evaluation's random ``nonce``. Either way, building the messages of
     an evaluation again makes the same ids. ``salt`` is the connection's secret, which
     keeps ids unique across connections and installations.
+
+    ``personal_data`` decides what of the user leaves (the ``user`` property, the traits
+    and the ``userId`` alike); ``experiments`` adds Segment's "Experiment Viewed" for an
+    evaluation a percentage option decided (``"also"``), or sends it instead of "Feature
+    Flag Evaluated" (``"instead"``).
     """
     seed = evaluation.window if evaluation.window is not None else evaluation.nonce
     if seed is None:
         raise ValueError("an Evaluation without a dedup window needs a nonce (new_nonce())")
     timestamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC)
+    # The identity the messageIds derive from is the real one whatever leaves: ids are
+    # keyed with the secret salt, so they reveal nothing.
     identity = evaluation.user_id or evaluation.anonymous_id
     anonymous_id = evaluation.anonymous_id
     if not identity:
         # No user and no request: ConfigCat's own integration uses a random anonymousId.
         anonymous_id = str(uuid.uuid4())
-    user = user_properties(evaluation.user) if evaluation.user is not None else None
+    user_id = evaluation.user_id
+    if user_id is not None:
+        user_id = personal_data.user_id(user_id, salt)
+    user = None
+    if evaluation.user is not None:
+        user = personal_data.user(user_properties(evaluation.user), salt)
 
     def message_id(kind: str, *parts: object) -> str:
         return messages.message_id(salt, kind, *parts, seed)
 
-    properties: dict[str, Any] = {
-        "feature_flag_key": evaluation.flag_key,
-        "value": event_value(evaluation.value, evaluation.variation_id, long_value_length),
-        "variation_id": evaluation.variation_id,
-    }
-    if user is not None:
-        properties["user"] = user
+    value = event_value(evaluation.value, evaluation.variation_id, long_value_length)
     variation = evaluation.variation_id or json.dumps(messages.json_safe(evaluation.value))
     sent: list[dict[str, Any]] = []
     if evaluation.identify and user is not None and evaluation.user_id:
@@ -145,20 +170,46 @@ def messages_for(
                 traits=traits(user),
                 timestamp=timestamp,
                 message_id=message_id("identify", evaluation.user_id),
-                user_id=evaluation.user_id,
+                user_id=user_id,
                 anonymous_id=anonymous_id,
                 context=evaluation.context,
             )
         )
-    sent.append(
-        messages.track(
-            event=FLAG_EVALUATED,
-            properties=properties,
-            timestamp=timestamp,
-            message_id=message_id("evaluated", identity or "", evaluation.flag_key, variation),
-            user_id=evaluation.user_id,
-            anonymous_id=anonymous_id,
-            context=evaluation.context,
+    experiment = evaluation.by_percentage and experiments != EXPERIMENTS_OFF
+    if not (experiment and experiments == EXPERIMENTS_INSTEAD):
+        properties: dict[str, Any] = {
+            "feature_flag_key": evaluation.flag_key,
+            "value": value,
+            "variation_id": evaluation.variation_id,
+        }
+        if user is not None:
+            properties["user"] = user
+        sent.append(
+            messages.track(
+                event=FLAG_EVALUATED,
+                properties=properties,
+                timestamp=timestamp,
+                message_id=message_id("evaluated", identity or "", evaluation.flag_key, variation),
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                context=evaluation.context,
+            )
         )
-    )
+    if experiment:
+        sent.append(
+            messages.track(
+                event=EXPERIMENT_VIEWED,
+                properties={
+                    "experiment_id": evaluation.flag_key,
+                    "experiment_name": evaluation.flag_key,
+                    "variation_id": variation,
+                    "variation_name": value,
+                },
+                timestamp=timestamp,
+                message_id=message_id("experiment", identity or "", evaluation.flag_key, variation),
+                user_id=user_id,
+                anonymous_id=anonymous_id,
+                context=evaluation.context,
+            )
+        )
     return sent

@@ -15,6 +15,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.db.models import QuerySet
 
+from ..constants import UPDATE_CHUNK
 from ..delivery import outbox
 from ..models import Event
 
@@ -24,8 +25,8 @@ REPLAYED: Final = "Replayed: queued again with the same messageId."
 # What an entry's text (``str(event)``) needs.
 LOGGED_FIELDS: Final = ("pk", "type", "event_name", "flag_key", "status")
 
-# Rows updated and logged per statement: well under every database's parameter limit.
-CHUNK: Final = 500
+# Rows updated and logged per statement (tests make it smaller).
+CHUNK: Final = UPDATE_CHUNK
 
 
 def retry(queryset: QuerySet[Event], user: Any) -> int:

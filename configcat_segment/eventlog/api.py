@@ -1,8 +1,9 @@
 """The event log's JSON API: what the page shows, for scripts and for its live refresh.
 
 Staff only, signed in through the admin (session authentication, so unsafe methods would
-need the CSRF token; there are none). Same filters, same cursor, same permission
-(``configcat_segment.view_event``) as the page.
+need the CSRF token; there are none). Same filters, same cursor, same permissions as the
+page: ``configcat_segment.view_event`` for everything, ``view_webhookreceipt`` for an
+event's receipt, ``view_segmentconnection`` for a connection's details. Never cached.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django.utils.cache import add_never_cache_headers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
@@ -17,10 +19,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..models import Event
-from ..serializers import EventDetailSerializer, EventSerializer, connection_json
+from ..serializers import (
+    EventDetailSerializer,
+    EventSerializer,
+    connection_json,
+    connection_summary_json,
+)
 from .listing import list_events
 from .overview import ConnectionHealth, connection_health
-from .views import VIEW
+from .views import VIEW, VIEW_CONNECTIONS, VIEW_RECEIPTS
 
 
 class CanViewEvents(BasePermission):
@@ -33,6 +40,14 @@ class CanViewEvents(BasePermission):
 class EventLogAPIView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsAdminUser, CanViewEvents]
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        # Like the pages: what staff see is nobody else's, not even a shared cache's.
+        finalized = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(finalized)
+        return finalized
 
 
 class EventListAPI(EventLogAPIView):
@@ -58,18 +73,25 @@ class EventDetailAPI(EventLogAPIView):
 
     def get(self, request: Request, pk: int) -> Response:
         event = get_object_or_404(Event.objects.select_related("connection", "receipt"), pk=pk)
-        return Response(EventDetailSerializer(event).data)
+        data = dict(EventDetailSerializer(event).data)
+        if not request.user.has_perm(VIEW_RECEIPTS):
+            del data["receipt"]
+        return Response(data)
 
 
 class ConnectionHealthAPI(EventLogAPIView):
     """``GET``: every connection, whether it forwards, and what is waiting or failed."""
 
     def get(self, request: Request) -> Response:
-        return Response({"connections": [health_json(row) for row in connection_health()]})
+        details = request.user.has_perm(VIEW_CONNECTIONS)
+        rows = [health_json(row, details=details) for row in connection_health()]
+        return Response({"connections": rows})
 
 
-def health_json(row: ConnectionHealth) -> dict[str, Any]:
-    return connection_json(
+def health_json(row: ConnectionHealth, *, details: bool = True) -> dict[str, Any]:
+    """A connection's health; with ``details``, everything the connection shows too."""
+    shown = connection_json if details else connection_summary_json
+    return shown(
         row.connection,
         last_delivery=row.last_delivery,
         counts={"pending": row.pending, "failed": row.failed, "dead": row.dead},

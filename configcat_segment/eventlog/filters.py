@@ -15,9 +15,11 @@ from typing import Any, Final, TypeVar
 
 from django.db import connections
 from django.db.models import Q, QuerySet
+from django.utils.formats import number_format
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from ..models import Event
 from ..text import contains_nul
 from . import search as search_index
@@ -29,16 +31,30 @@ PARAMS: Final = ("connection", "kind", "status", "flag_key", "user_id", "since",
 KINDS: Final = {
     "changed": _("Changed"),
     "evaluated": _("Evaluated"),
+    "experiment": _("Experiment viewed"),
     "identify": _("Identify"),
 }
 
 _KIND_LOOKUPS: Final = {
     "changed": Q(type=Event.Type.TRACK, event_name=FLAG_CHANGED),
     "evaluated": Q(type=Event.Type.TRACK, event_name=FLAG_EVALUATED),
+    "experiment": Q(type=Event.Type.TRACK, event_name=EXPERIMENT_VIEWED),
     "identify": Q(type=Event.Type.IDENTIFY),
 }
 
+# Every value is bounded before it is read: the text filters, and the rest (a time or an
+# id is never longer than this), so that a link built from a filter stays short.
 MAX_TEXT_LENGTH: Final = 255
+MAX_MOMENT_LENGTH: Final = 40
+MAX_LENGTHS: Final = {
+    "connection": 45,  # a UUID, as urn:uuid:{...} at the longest
+    "kind": 40,
+    "status": 40,
+    "since": MAX_MOMENT_LENGTH,
+    "until": MAX_MOMENT_LENGTH,
+}
+# How much of a value an error message repeats.
+ECHO_LENGTH: Final = 40
 
 R = TypeVar("R")  # what a queryset's rows are (models, tuples)
 
@@ -108,16 +124,22 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
     errors: dict[str, str] = {}
     valid: dict[str, str] = {}
     values: dict[str, Any] = {}
+    for name in PARAMS:
+        limit = MAX_LENGTHS.get(name, MAX_TEXT_LENGTH)
+        if len(raw := str(params.get(name) or "").strip()) > limit:
+            errors[name] = too_long(limit, len(raw))
 
     def text(name: str) -> str:
-        return str(params.get(name) or "").strip()
+        return "" if name in errors else str(params.get(name) or "").strip()
 
     if raw := text("connection"):
         try:
             values["connection"] = uuid.UUID(raw)
-            valid["connection"] = raw
+            valid["connection"] = str(values["connection"])
         except ValueError:
-            errors["connection"] = str(_("“%(value)s” is not a connection id.") % {"value": raw})
+            errors["connection"] = str(
+                _("“%(value)s” is not a connection id.") % {"value": echo(raw)}
+            )
 
     for name, choices in (("kind", KINDS), ("status", dict(Event.Status.choices))):
         if raw := text(name):
@@ -126,17 +148,12 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
             else:
                 errors[name] = str(
                     _("“%(value)s” is not one of: %(choices)s.")
-                    % {"value": raw, "choices": ", ".join(choices)}
+                    % {"value": echo(raw), "choices": ", ".join(choices)}
                 )
 
     for name, attribute in (("flag_key", "flag_key"), ("user_id", "user_id"), ("q", "search")):
         if raw := text(name):
-            if len(raw) > MAX_TEXT_LENGTH:
-                errors[name] = str(
-                    _("At most %(max)d characters, not %(length)d.")
-                    % {"max": MAX_TEXT_LENGTH, "length": len(raw)}
-                )
-            elif contains_nul(raw):
+            if contains_nul(raw):
                 # No stored text contains one (they are replaced when written), and
                 # PostgreSQL refuses it in a query.
                 errors[name] = str(_("A NUL character cannot be searched for."))
@@ -159,14 +176,26 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
             except ValueError:
                 errors[name] = str(
                     _("“%(value)s” is not a date or time such as 2025-05-01 or 2025-05-01T14:30.")
-                    % {"value": raw}
+                    % {"value": echo(raw)}
                 )
     since, until = values.get("since"), values.get("until")
     if isinstance(since, dt.datetime) and isinstance(until, dt.datetime) and since >= until:
         errors["until"] = str(_("The end of the time range must be after its start."))
         del values["until"], valid["until"]
 
-    return EventFilter(params=valid, **values), errors
+    return EventFilter(params={n: valid[n] for n in PARAMS if n in valid}, **values), errors
+
+
+def too_long(limit: int, length: int) -> str:
+    return str(
+        _("At most %(max)s characters, not %(length)s.")
+        % {"max": limit, "length": number_format(length, force_grouping=True)}
+    )
+
+
+def echo(value: str) -> str:
+    """``value`` as an error message repeats it: the start of it, when it is long."""
+    return Truncator(value).chars(ECHO_LENGTH)
 
 
 def parse_moment(raw: str, tz: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetime:

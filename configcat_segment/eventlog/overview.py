@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from ..models import Event, EventCount, SegmentConnection
+from ..models import EvaluationCounter, Event, EventCount, SegmentConnection
 
 HOUR = dt.timedelta(hours=1)
 # Bottom to top in the chart.
@@ -89,6 +89,18 @@ def connection_health() -> list[ConnectionHealth]:
         )
         for connection in connections
     ]
+
+
+def evaluation_counters() -> dict[str, int]:
+    """Evaluations not forwarded (``dropped``, ``failed``, ``unwritable``) and the random
+    anonymous ids sent (``random_anonymous_ids``), over every process (1 query)."""
+    return {
+        EvaluationCounter.RANDOM_ANONYMOUS_IDS: 0,
+        EvaluationCounter.DROPPED: 0,
+        EvaluationCounter.FAILED: 0,
+        EvaluationCounter.UNWRITABLE: 0,
+        **EvaluationCounter.objects.totals(),
+    }
 
 
 def events_per_hour(now: dt.datetime | None = None, hours: int = 24) -> list[HourlyCounts]:

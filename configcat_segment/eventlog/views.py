@@ -2,7 +2,10 @@
 
 They live outside the admin's URLs but behave like admin pages: the same login (through
 the project's default admin site), the same base template and context, and the model
-permissions ``configcat_segment.view_event`` to look and ``change_event`` to act.
+permissions ``configcat_segment.view_event`` to look and ``change_event`` to act. What
+belongs to other models is shown only with their own view permission, as in the admin:
+the webhook receipt behind an event (``view_webhookreceipt``) and the details of a
+connection beyond its name (``view_segmentconnection``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from .listing import list_events, read_filter
 
 VIEW = "configcat_segment.view_event"
 CHANGE = "configcat_segment.change_event"
+VIEW_RECEIPTS = "configcat_segment.view_webhookreceipt"
+VIEW_CONNECTIONS = "configcat_segment.view_segmentconnection"
 
 View = Callable[..., HttpResponseBase]
 
@@ -70,6 +75,7 @@ def render_page(
         **admin.site.each_context(request),
         "title": title,
         "can_change": request.user.has_perm(CHANGE),
+        "can_view_connections": request.user.has_perm(VIEW_CONNECTIONS),
         "opts": Event._meta,
         **context,
     }
@@ -102,6 +108,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "filter": listing.filter,
             "errors": listing.errors,
             "health": health,
+            "evaluation_counters": overview.evaluation_counters(),
             "chart": hourly_chart(overview.events_per_hour()),
             "chart_series": CHART_SERIES,
             "connections": [row.connection for row in health],
@@ -175,6 +182,7 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     history = LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Event), object_id=str(event.pk)
     ).select_related("user")
+    receipt = event.receipt if request.user.has_perm(VIEW_RECEIPTS) else None
     return render_page(
         request,
         "event_detail.html",
@@ -183,11 +191,10 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "event": event,
             "payload_json": pretty_json(event.payload),
             "audit_log_id": (event.payload.get("properties") or {}).get("audit_log_id"),
-            "receipt": event.receipt,
-            "receipt_body": body_text(event.receipt.body) if event.receipt else "",
-            "receipt_headers": (
-                sorted(scrub_headers(event.receipt.headers).items()) if event.receipt else []
-            ),
+            "receipt": receipt,
+            "receipt_hidden": receipt is None and event.receipt_id is not None,
+            "receipt_body": body_text(receipt.body) if receipt else "",
+            "receipt_headers": sorted(scrub_headers(receipt.headers).items()) if receipt else [],
             "history": history,
             "can_retry": event.status in Event.RETRYABLE,
             "can_replay": event.status in Event.REPLAYABLE,

@@ -2,8 +2,16 @@
 
 from django.db import migrations, models
 
+from configcat_segment.migration_operations import (
+    AddIndexWithoutLocking,
+    RemoveIndexWithoutLocking,
+)
+
 
 class Migration(migrations.Migration):
+
+    # Indexes on the events table are built CONCURRENTLY on PostgreSQL: no transaction.
+    atomic = False
 
     dependencies = [
         ('configcat_segment', '0001_initial'),
@@ -23,20 +31,20 @@ class Migration(migrations.Migration):
             },
             bases=('configcat_segment.event',),
         ),
-        migrations.RemoveIndex(
-            model_name='event',
-            name='cs_event_created',
-        ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='event',
             index=models.Index(fields=['created_at', 'status'], name='cs_event_created_status'),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='event',
             index=models.Index(fields=['status', 'connection', '-id'], name='cs_event_status_conn_newest'),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='event',
             index=models.Index(fields=['connection', 'delivered_at'], name='cs_event_conn_delivered'),
+        ),
+        RemoveIndexWithoutLocking(
+            model_name='event',
+            name='cs_event_created',
         ),
     ]

@@ -2,25 +2,33 @@
 
 from django.db import migrations, models
 
+from configcat_segment.migration_operations import (
+    AddIndexWithoutLocking,
+    RemoveIndexWithoutLocking,
+)
+
 
 class Migration(migrations.Migration):
+
+    # Indexes on the events table are built CONCURRENTLY on PostgreSQL: no transaction.
+    atomic = False
 
     dependencies = [
         ('configcat_segment', '0003_evaluations'),
     ]
 
     operations = [
-        migrations.RemoveIndex(
-            model_name='event',
-            name='cs_event_due',
-        ),
         migrations.AddField(
             model_name='segmentconnection',
             name='delivery_paused_until',
             field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='delivery paused until'),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name='event',
             index=models.Index(condition=models.Q(('status__in', ['pending', 'failed'])), fields=['connection', 'next_attempt_at'], name='cs_event_conn_due'),
+        ),
+        RemoveIndexWithoutLocking(
+            model_name='event',
+            name='cs_event_due',
         ),
     ]

@@ -1,27 +1,35 @@
-"""A Segment connection: where events go, and the ConfigCat webhook that feeds it."""
+"""A Segment connection: where events go, and the ConfigCat webhook that feeds it.
+
+Two groups of its fields, with what changes them, live in modules of their own:
+:mod:`.connection_status` (connected, healthy, paused) and :mod:`.evaluation_policy`
+(what of the evaluations is sent).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import functools
 import secrets
 import uuid
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, router, transaction
+from django.db import models
 from django.db.models import Q
-from django.dispatch import Signal
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..evaluations import policies
 from ..redaction import redact
 from ..segment import regions
-from ..signals import connection_healthy, connection_unhealthy
-from ..validators import validate_endpoint, validate_signing_key, validate_write_key
+from ..validators import (
+    validate_endpoint,
+    validate_signing_key,
+    validate_single_line,
+    validate_write_key,
+)
+from .connection_status import ConnectionStatus
+from .evaluation_policy import EvaluationPolicyFields
 
 
 def _new_salt() -> str:
@@ -42,7 +50,7 @@ class SegmentConnectionQuerySet(models.QuerySet["SegmentConnection"]):
         return self.filter(connected=True, forward_evaluations=True)
 
 
-class SegmentConnection(models.Model):
+class SegmentConnection(ConnectionStatus, EvaluationPolicyFields):
     """A Segment source that events are sent to, and the ConfigCat webhook that feeds it."""
 
     # Groups of fields, named once for the admin, its form and the JSON shapes.
@@ -62,19 +70,6 @@ class SegmentConnection(models.Model):
     # What ConfigCat does not say in its webhooks, added to every change.
     PRODUCT_FIELDS: ClassVar[tuple[str, ...]] = ("product_id", "product_name")
     FORWARDING_FIELDS: ClassVar[tuple[str, ...]] = ("forward_changes", "forward_evaluations")
-    # Kept by the connect / disconnect buttons and by the dispatcher, never by a form.
-    HISTORY_FIELDS: ClassVar[tuple[str, ...]] = (
-        "connected",
-        "connected_at",
-        "connected_by",
-        "disconnected_at",
-        "disconnected_by",
-    )
-    HEALTH_FIELDS: ClassVar[tuple[str, ...]] = (
-        "unhealthy_since",
-        "unhealthy_reason",
-        "delivery_paused_until",
-    )
     # Kept by reconciliation (configcat_segment.reconcile), never by a form.
     RECONCILE_FIELDS: ClassVar[tuple[str, ...]] = (
         "reconciled_until",
@@ -84,7 +79,9 @@ class SegmentConnection(models.Model):
     )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(_("name"), max_length=100, unique=True)
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
     write_key = models.CharField(_("write key"), max_length=255, validators=[validate_write_key])
     region = models.CharField(_("region"), max_length=10, choices=Region.choices, default=Region.US)
     custom_endpoint = models.CharField(
@@ -102,12 +99,14 @@ class SegmentConnection(models.Model):
         _("ConfigCat product id"),
         max_length=100,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Used when a webhook's URL does not carry the product id."),
     )
     product_name = models.CharField(
         _("ConfigCat product name"),
         max_length=200,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Webhooks carry no product name; this one is sent as product_name."),
     )
     signing_key = models.CharField(
@@ -137,38 +136,8 @@ class SegmentConnection(models.Model):
         default=True,
         help_text=_("“Feature Flag Evaluated” events and identify calls."),
     )
-
-    connected = models.BooleanField(_("connected"), default=True)
-    connected_at = models.DateTimeField(
-        _("connected at"), null=True, blank=True, default=timezone.now
-    )
-    connected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("connected by"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    disconnected_at = models.DateTimeField(_("disconnected at"), null=True, blank=True)
-    disconnected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("disconnected by"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-
-    # Set when Segment refuses the write key (401/403); events wait until it is fixed.
-    unhealthy_since = models.DateTimeField(_("unhealthy since"), null=True, blank=True)
-    unhealthy_reason = models.TextField(_("unhealthy because"), blank=True)
-    # Set when Segment is unavailable (5xx, 429, no answer) or refuses the connection: no
-    # request is made for it before then, whatever events are written meanwhile.
-    delivery_paused_until = models.DateTimeField(
-        _("delivery paused until"), null=True, blank=True, editable=False
-    )
-
+    # What of the evaluations it sends: the fields of EvaluationPolicyFields; whether it
+    # is connected and healthy: those of ConnectionStatus.
     # Reconciliation with ConfigCat's audit log: every change up to ``reconciled_until``
     # has been read (advanced only after a window was read and written whole); the
     # others are kept by the reconciliation run (see configcat_segment.reconcile.run).
@@ -224,6 +193,9 @@ class SegmentConnection(models.Model):
                 self.custom_endpoint = regions.normalise_endpoint(self.custom_endpoint)
         else:
             self.custom_endpoint = ""
+        problems = policies.field_problems(self)
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def endpoint(self) -> str:
@@ -257,67 +229,9 @@ class SegmentConnection(models.Model):
         return redact(self.write_key)
 
     @property
-    def is_healthy(self) -> bool:
-        return self.unhealthy_since is None
-
-    def is_paused(self, now: dt.datetime) -> bool:
-        """Whether delivery waits (backoff, ``Retry-After`` or a probe) at ``now``."""
-        return self.delivery_paused_until is not None and self.delivery_paused_until > now
-
-    @property
     def webhook_path(self) -> str | None:
         """The path ConfigCat must call, or None while the app's URLs are not installed."""
         try:
             return reverse("configcat_segment:webhook", kwargs={"connection_id": self.pk})
         except NoReverseMatch:
             return None
-
-    def connect(self, by: Any = None) -> bool:
-        """Connect (or reconnect). Returns False when it already was connected."""
-        if self.connected:
-            return False
-        self.connected = True
-        self.connected_at = timezone.now()
-        self.connected_by = by if getattr(by, "pk", None) else None
-        self.save(update_fields=["connected", "connected_at", "connected_by", "updated_at"])
-        return True
-
-    def disconnect(self, by: Any = None) -> bool:
-        """Stop forwarding; history stays. Returns False when it already was disconnected."""
-        if not self.connected:
-            return False
-        self.connected = False
-        self.disconnected_at = timezone.now()
-        self.disconnected_by = by if getattr(by, "pk", None) else None
-        self.save(update_fields=["connected", "disconnected_at", "disconnected_by", "updated_at"])
-        return True
-
-    def mark_unhealthy(self, reason: str) -> None:
-        """Record that Segment refused this connection's credentials."""
-        now = timezone.now()
-        became = (
-            type(self)
-            .objects.filter(pk=self.pk, unhealthy_since__isnull=True)
-            .update(unhealthy_since=now)
-        )
-        type(self).objects.filter(pk=self.pk).update(unhealthy_reason=reason, updated_at=now)
-        self.refresh_from_db(fields=["unhealthy_since", "unhealthy_reason", "updated_at"])
-        if became:
-            self._send_after_commit(connection_unhealthy, reason=reason)
-
-    def mark_healthy(self) -> None:
-        if self.unhealthy_since is None:
-            return
-        recovered = (
-            type(self)
-            .objects.filter(pk=self.pk, unhealthy_since__isnull=False)
-            .update(unhealthy_since=None, unhealthy_reason="", updated_at=timezone.now())
-        )
-        self.unhealthy_since, self.unhealthy_reason = None, ""
-        if recovered:
-            self._send_after_commit(connection_healthy)
-
-    def _send_after_commit(self, signal: Signal, **kwargs: Any) -> None:
-        """Send ``signal`` (robustly) once the current transaction commits."""
-        send = functools.partial(signal.send_robust, sender=type(self), connection=self, **kwargs)
-        transaction.on_commit(send, using=router.db_for_write(type(self), instance=self))

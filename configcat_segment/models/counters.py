@@ -26,11 +26,17 @@ class EvaluationCounter(models.Model):
     ``failed``: the SDK could not evaluate the flag (no config, unknown key, ...);
     ``unwritable``: the evaluation could not be written on its own (the database refused
     it, or its messages could not be built).
+
+    And one that is not a loss but a cost: ``random_anonymous_ids``, the evaluations sent
+    with an anonymous id drawn at random, each one a new tracked user in Segment.
     """
 
     DROPPED = "dropped"
     FAILED = "failed"
     UNWRITABLE = "unwritable"
+    # Not a loss: anonymous ids drawn at random (no cookie, no session) and sent, each one
+    # a tracked user in Segment, per connection.
+    RANDOM_ANONYMOUS_IDS = "random_anonymous_ids"
 
     name = models.CharField(max_length=50, unique=True)
     value = models.PositiveBigIntegerField(default=0)

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..constants import FLAG_CHANGED, FLAG_EVALUATED
+from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from .connection import SegmentConnection
 from .lookups import InConstants
 from .receipt import WebhookReceipt
@@ -115,12 +115,17 @@ class Event(models.Model):
             # The event log's overview (0002_eventlog): its chart counts each hour by status
             # from this index alone, the counts per connection and status and the list of
             # one connection's events in one status come from the next, and each
-            # connection's last delivery is one probe of the last.
+            # connection's last delivery is one probe of the last (partial: an event enters
+            # it when it is delivered, not when it is written).
             models.Index(fields=["created_at", "status"], name="cs_event_created_status"),
             models.Index(
                 fields=["status", "connection", "-id"], name="cs_event_status_conn_newest"
             ),
-            models.Index(fields=["connection", "delivered_at"], name="cs_event_conn_delivered"),
+            models.Index(
+                fields=["connection", "delivered_at"],
+                condition=Q(delivered_at__isnull=False),
+                name="cs_event_conn_delivered_at",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -151,12 +156,14 @@ class Event(models.Model):
 
     @property
     def kind(self) -> str:
-        """``changed``, ``evaluated`` or ``identify``: what the event log shows."""
+        """``changed``, ``evaluated``, ``experiment`` or ``identify``: what the event log shows."""
         if self.type == self.Type.IDENTIFY:
             return "identify"
-        return {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated"}.get(
-            self.event_name, self.event_name
-        )
+        return {
+            FLAG_CHANGED: "changed",
+            FLAG_EVALUATED: "evaluated",
+            EXPERIMENT_VIEWED: "experiment",
+        }.get(self.event_name, self.event_name)
 
 
 # The outbox's queries name the statuses of its partial index in their SQL (see lookups).

@@ -18,12 +18,14 @@ import importlib.util
 
 
 def install() -> None:
-    """Connect the alert receivers, register the system checks and, when
-    ``prometheus-client`` is installed, count requests to Segment. Idempotent."""
-    from . import alerts, checks
+    """Connect the alert receivers, register the system checks and reconciliation's
+    metrics and, when ``prometheus-client`` is installed, count requests to Segment.
+    Idempotent."""
+    from . import alerts, checks, metrics, reconciliation
 
     alerts.connect_signals()
     checks.register()
+    metrics.add_source(reconciliation.families)
     if importlib.util.find_spec("prometheus_client") is not None:
         from . import prometheus
 

@@ -136,6 +136,17 @@ def _check_arrival(region: str, event: str) -> tuple[str, ...]:
 
 def _no_answer(error: str, *, host: str, timeout: float) -> Advice:
     text = error.lower()
+    if "allowed_endpoint_hosts" in text:  # segment.network refused the address
+        return Advice(
+            ERROR,
+            f"Not sent: {host} is not a public address.",
+            (
+                "Events go to loopback, private or link-local addresses (where cloud "
+                'metadata services live) only when CONFIGCAT_SEGMENT["ALLOWED_ENDPOINT_HOSTS"] '
+                "allows them (docs/security.md). Allow this host or its network there if the "
+                "endpoint is intended; otherwise use Segment's US or EU region.",
+            ),
+        )
     if any(word in text for word in _TIMEOUT_WORDS):
         return Advice(
             ERROR,

@@ -6,7 +6,7 @@ memory, and a process that restarts loses nothing. That rules out counting in me
 only a process sees (each request to Segment); those few counters are in
 :mod:`.prometheus`, for prometheus-client's multiprocess mode.
 
-Five queries, whatever the number of connections, each answered from an index:
+Five queries of its own, whatever the number of connections, each answered from an index:
 
 - the connections and each one's longest-waiting event (:func:`.health.connection_states`);
 - events ``pending``, ``failed`` and ``dead`` per connection (the entries of events that
@@ -20,24 +20,24 @@ Five queries, whatever the number of connections, each answered from an index:
 
 The module needs no ``prometheus-client``: it returns :class:`Family` objects that
 :mod:`.prometheus` turns into Prometheus metrics, and other parts of the app (or a project)
-can add their own with :func:`add_source`. Reconciliation with ConfigCat's audit log is
-expected to report through it under the names in :data:`RECONCILIATION_METRICS`.
+can add their own with :func:`add_source`: reconciliation with ConfigCat's audit log does
+(:mod:`.reconciliation`, one or two queries more).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
 from ..conf import get_settings
-from ..models import EvaluationCounter, Event, EventCount, WebhookReceipt
+from ..models import EvaluationCounter, Event, WebhookReceipt
 from .health import ConnectionState, connection_states
+from .probe import TEST_USER_ID
 
 PREFIX = "configcat_segment"
 COUNTED_STATUSES = Event.WAITING  # pending, failed, dead: not delivered (yet)
@@ -48,26 +48,6 @@ EVALUATION_REASONS = (
     EvaluationCounter.FAILED,
     EvaluationCounter.UNWRITABLE,
 )
-
-# Reserved for reconciliation with ConfigCat's audit log (configcat_segment_reconcile):
-# name → (type, labels, meaning). Reported through add_source() when it runs.
-RECONCILIATION_METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    f"{PREFIX}_reconciliation_entries": (
-        "counter",
-        ("connection", "outcome"),
-        "Audit-log entries reconciled, by outcome (matched, forwarded, skipped).",
-    ),
-    f"{PREFIX}_reconciliation_last_success_timestamp_seconds": (
-        "gauge",
-        ("connection",),
-        "When reconciliation last succeeded (Unix time).",
-    ),
-    f"{PREFIX}_reconciliation_healthy": (
-        "gauge",
-        ("connection",),
-        "1 when ConfigCat accepted the connection's API credentials on the last run.",
-    ),
-}
 
 
 @dataclass
@@ -172,16 +152,18 @@ def _event_counts(names: Mapping[uuid.UUID, str]) -> Family:
     family = Family(
         f"{PREFIX}_events",
         "gauge",
-        "Events waiting (pending), retrying (failed) or given up (dead), per connection.",
+        "Events waiting (pending), retrying (failed) or given up (dead, test events from "
+        "the admin left out), per connection.",
         ("connection", "status"),
     )
-    # The counts the database keeps (exact, and cheap however many events wait).
-    counts = EventCount.objects.by_connection(COUNTED_STATUSES)
-    for connection_id, name in names.items():
-        for status in COUNTED_STATUSES:
-            n = counts.get(connection_id, {}).get(status, 0)
-            family.samples.append(((name, status), float(n)))
-    return family
+    rows = (
+        Event.objects.filter(status__in=COUNTED_STATUSES)
+        .exclude(status=Event.Status.DEAD, user_id=TEST_USER_ID)  # failed admin tests
+        .order_by()
+        .values_list("connection_id", "status")
+        .annotate(n=Count("pk"))
+    )
+    return _per_connection(family, names, COUNTED_STATUSES, rows)
 
 
 def _latency(names: Mapping[uuid.UUID, str], since: dt.datetime) -> Family:
@@ -226,18 +208,27 @@ def _receipts(names: Mapping[uuid.UUID, str], since: dt.datetime) -> Family:
         "Signed webhooks received within the metrics window, by outcome.",
         ("connection", "outcome"),
     )
-    counts: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
     rows = (
         WebhookReceipt.objects.filter(connection_id__in=list(names), received_at__gte=since)
         .order_by()
         .values_list("connection_id", "outcome")
         .annotate(n=Count("pk"))
     )
-    for connection_id, outcome, n in rows:
-        counts[connection_id, outcome] = n
+    return _per_connection(family, names, WebhookReceipt.Outcome.values, rows)
+
+
+def _per_connection(
+    family: Family,
+    names: Mapping[uuid.UUID, str],
+    values: Sequence[str],
+    rows: Iterable[tuple[uuid.UUID, str, int]],
+) -> Family:
+    """``family`` with a sample per connection and value: the count ``rows`` has for the
+    pair, or 0 (a series that is missing is not a zero to Prometheus)."""
+    counts = {(connection_id, value): n for connection_id, value, n in rows}
     for connection_id, name in names.items():
-        for outcome in WebhookReceipt.Outcome.values:
-            family.samples.append(((name, outcome), float(counts[connection_id, outcome])))
+        for value in values:
+            family.samples.append(((name, value), float(counts.get((connection_id, value), 0))))
     return family
 
 

@@ -90,7 +90,10 @@ def registry() -> CollectorRegistry:
 
 
 def respond(request: HttpRequest) -> HttpResponse:
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    try:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    except (TypeError, ValueError):  # prometheus-client fails on "version=abc"
+        encoder, content_type = choose_encoder("")  # as if it had not asked: the text format
     return HttpResponse(encoder(registry()), content_type=content_type)
 
 

@@ -2,14 +2,11 @@
 
 ``GET {base}/v1/products/{productId}/auditlogs`` with HTTP Basic auth (a Public API
 credential), filtered by config, environment, type and a UTC time window of at most 30
-days. Older versions answer a JSON array; newer ones a page, ``{"paging": {...},
-"data": [...]}``, whose further pages are asked for with ``pageNumber`` / ``pageSize``.
-Both are read.
+days, every page of the answer read (:mod:`.answers` reads them).
 
-Whatever goes wrong becomes an :class:`AuditLogError` with a ``kind`` and a message fit
-to show an operator (never the credential): the caller concludes nothing from an answer
-it could not read whole. ``429`` is waited out when its ``Retry-After`` fits the time the
-caller allows, and reported otherwise.
+Whatever goes wrong becomes an :class:`~.answers.AuditLogError` with a ``kind`` and a
+message fit to show an operator (never the credential). ``429`` is waited out when its
+``Retry-After`` fits the time the caller allows, and reported otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -28,106 +24,25 @@ import requests
 from ..segment.payloads import isoformat
 from ..segment.retry import parse_retry_after
 from ..text import clean
+from .answers import (
+    CREDENTIALS,
+    NOT_FOUND,
+    RATE_LIMITED,
+    REFUSED,
+    UNAVAILABLE,
+    AuditEntry,
+    AuditLogError,
+    malformed,
+    parse_entry,
+    read_page,
+)
 
 logger = logging.getLogger(__name__)
 
 SETTING_VALUE_CHANGED: Final = "settingValueChanged"
-MAX_PAGE_SIZE: Final = 100
 MAX_PAGES: Final = 1000  # a server that keeps saying "hasNext" does not keep us forever
 MAX_RATE_LIMIT_WAITS: Final = 5
 _ERROR_CHARS: Final = 300
-
-# Error kinds: how the connection's reconciliation health reads them.
-CREDENTIALS: Final = "credentials"  # 401 / 403: the credential is wrong or not allowed
-NOT_FOUND: Final = "not_found"  # 404: no such product (or not visible to the credential)
-RATE_LIMITED: Final = "rate_limited"  # 429 longer than the caller can wait
-UNAVAILABLE: Final = "unavailable"  # no answer, a timeout, 5xx
-REFUSED: Final = "refused"  # another 4xx: ConfigCat refused the request as made
-MALFORMED: Final = "malformed"  # an answer that cannot be read whole
-
-
-class AuditLogError(Exception):
-    """The audit log could not be read; nothing may be concluded from this attempt."""
-
-    def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One audit-log item, as ConfigCat documents it (``AuditLogItemModel``)."""
-
-    audit_log_id: int
-    at: dt.datetime  # auditLogDateTime, UTC
-    type: str = ""
-    change_set_id: str = ""
-    truncated: bool = False  # ConfigCat cut ``details``
-    user_email: str = ""
-    user_name: str = ""
-    where: str = ""
-    why: str = ""
-    action_target: str = ""
-    details: str = ""
-
-
-_TEXT_FIELDS: Final = {
-    "auditLogType": "type",
-    "changeSetId": "change_set_id",
-    "userEmail": "user_email",
-    "userName": "user_name",
-    "where": "where",
-    "why": "why",
-    "actionTarget": "action_target",
-    "details": "details",
-}
-
-
-def parse_entry(item: Any, position: int) -> AuditEntry:
-    """One item of an answer, checked field by field; raises :class:`AuditLogError`."""
-    where = f"item {position}"
-    if not isinstance(item, dict):
-        raise _malformed(f"{where} is not a JSON object")
-    log_id = item.get("auditLogId")
-    if isinstance(log_id, bool) or not isinstance(log_id, int):
-        raise _malformed(f"{where} has no whole-number auditLogId (got {log_id!r:.40})")
-    where = f"item {position} (auditLogId {log_id})"
-    at = parse_utc(item.get("auditLogDateTime"))
-    if at is None:
-        raise _malformed(f"{where} has no readable auditLogDateTime")
-    texts: dict[str, str] = {}
-    for name, attribute in _TEXT_FIELDS.items():
-        value = item.get(name)
-        if name == "auditLogType" and value is None:
-            value = item.get("auditLogTypeEnum")
-        if value is not None and not isinstance(value, str):
-            raise _malformed(f"{where}: {name} is not a string")
-        texts[attribute] = clean(value or "")
-    truncated = item.get("truncated")
-    if truncated is not None and not isinstance(truncated, bool):
-        raise _malformed(f"{where}: truncated is not true or false")
-    return AuditEntry(audit_log_id=log_id, at=at, truncated=bool(truncated), **texts)
-
-
-def parse_utc(value: Any) -> dt.datetime | None:
-    """An ISO-8601 date-time as an aware UTC datetime (naive means UTC), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
-
-
-def _malformed(detail: str) -> AuditLogError:
-    return AuditLogError(
-        MALFORMED, f"ConfigCat's audit log answer could not be read: {detail}. Nothing was used."
-    )
 
 
 def _body_excerpt(response: requests.Response) -> str:
@@ -193,7 +108,7 @@ class AuditLogClient:
         found: dict[int, AuditEntry] = {}
         page = 1
         while True:
-            items, page_size = self._page(self._get(url, params), page)
+            items, page_size = read_page(self._get(url, params), page)
             for position, item in enumerate(items):
                 entry = parse_entry(item, position)
                 if start <= entry.at < end:  # the API's own bounds may include both ends
@@ -202,36 +117,10 @@ class AuditLogClient:
                 break
             page += 1
             if page > MAX_PAGES:
-                raise _malformed(f"more than {MAX_PAGES} pages for one window")
+                raise malformed(f"more than {MAX_PAGES} pages for one window")
             # The next page, in the size the server chose (its pages must not shift).
             params = {**params, "pageNumber": str(page), "pageSize": str(page_size)}
         return sorted(found.values(), key=lambda e: (e.at, e.audit_log_id))
-
-    @staticmethod
-    def _page(data: Any, page: int) -> tuple[list[Any], int | None]:
-        """The items of one answer, and the page size to ask for the next page in (None:
-        this was the last)."""
-        if isinstance(data, list):
-            return data, None
-        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise _malformed("expected a JSON array of items, or an object with a data array")
-        paging = data.get("paging")
-        if paging is None:
-            return data["data"], None
-        if not isinstance(paging, dict):
-            raise _malformed("paging is not a JSON object")
-        current = paging.get("currentPage", page)
-        if current != page:
-            raise _malformed(f"asked for page {page}, got page {current!r:.20}")
-        has_next = paging.get("hasNext", False)
-        if not isinstance(has_next, bool):
-            raise _malformed("paging.hasNext is not true or false")
-        if not has_next:
-            return data["data"], None
-        size = paging.get("pageSize", MAX_PAGE_SIZE)
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_PAGE_SIZE:
-            raise _malformed(f"paging.pageSize is not a number from 1 to {MAX_PAGE_SIZE}")
-        return data["data"], size
 
     def _get(self, url: str, params: Mapping[str, str]) -> Any:
         waits = 0
@@ -273,7 +162,7 @@ class AuditLogClient:
                 UNAVAILABLE, f"ConfigCat's API did not answer within {self.timeout:g} s."
             ) from None
         except requests.exceptions.ChunkedEncodingError:
-            raise _malformed("the answer was cut off before its end") from None
+            raise malformed("the answer was cut off before its end") from None
         except requests.RequestException as exc:
             raise AuditLogError(
                 UNAVAILABLE, f"ConfigCat's API could not be reached ({type(exc).__name__})."
@@ -308,10 +197,10 @@ class AuditLogClient:
                 f"ConfigCat's API refused the request ({status}): {_body_excerpt(response)}",
             )
         if status != 200:
-            raise _malformed(f"status {status}, not 200")
+            raise malformed(f"status {status}, not 200")
         try:
             return json.loads(response.content.decode("utf-8-sig"))
         except UnicodeDecodeError:
-            raise _malformed("it is not UTF-8") from None
+            raise malformed("it is not UTF-8") from None
         except (ValueError, RecursionError) as exc:
-            raise _malformed(f"it is not JSON, or was cut off ({exc})") from None
+            raise malformed(f"it is not JSON, or was cut off ({exc})") from None

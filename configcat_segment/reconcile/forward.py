@@ -69,3 +69,18 @@ def flag_changed_message(connection: SegmentConnection, scoped: ScopedEntry) -> 
     properties["source"] = SOURCE
     properties["audit_log_id"] = entry.audit_log_id
     return built
+
+
+def describe(scoped: ScopedEntry, message: dict[str, Any]) -> dict[str, Any]:
+    """A forwarded change, as the run's outcome (and the command's report) lists it."""
+    entry, scope = scoped.entry, scoped.scope
+    return {
+        "audit_log_id": entry.audit_log_id,
+        "at": entry.at,
+        "flag_key": entry.action_target,
+        "config_id": scope.config_id,
+        "environment_id": scope.environment_id,
+        "user_email": entry.user_email,
+        "truncated": entry.truncated,
+        "message_id": message["messageId"],
+    }

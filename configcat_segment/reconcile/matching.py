@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .client import AuditEntry
+from .answers import AuditEntry
 
 
 @dataclass(frozen=True)

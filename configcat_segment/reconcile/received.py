@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 
 from ..constants import FLAG_CHANGED
 from ..models import Event, SegmentConnection, WebhookReceipt, WebhookScope
-from .client import parse_utc
+from .answers import parse_utc
 from .matching import ReceivedChange, Scope
 
 

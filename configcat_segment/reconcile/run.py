@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import time
 from collections import Counter
@@ -35,9 +34,9 @@ from django.utils import timezone
 from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection
-from ..signals import flag_changed
 from . import claims, forward, received
-from .client import AuditLogClient, AuditLogError
+from .answers import AuditLogError
+from .client import AuditLogClient
 from .matching import Scope, ScopedEntry, match
 
 logger = logging.getLogger(__name__)
@@ -117,19 +116,27 @@ def run_due(
     connections and logged, never raised. ``should_stop`` (a runner stopping) is asked
     between windows and connections.
     """
-    now = now or timezone.now()
+    fixed, now = now, now or timezone.now()
     due_before = now - dt.timedelta(seconds=get_settings().RECONCILE_INTERVAL_SECONDS)
-    candidates = reconcilable().filter(
-        Q(reconcile_checked_at__isnull=True) | Q(reconcile_checked_at__lte=due_before),
-        Q(reconcile_locked_until__isnull=True) | Q(reconcile_locked_until__lte=now),
+    candidates = (
+        reconcilable()
+        .filter(
+            Q(reconcile_checked_at__isnull=True) | Q(reconcile_checked_at__lte=due_before),
+            Q(reconcile_locked_until__isnull=True) | Q(reconcile_locked_until__lte=now),
+        )
+        .order_by("name")
     )
     outcomes = []
     for connection in candidates:
         if should_stop():
             break
+        # Each connection at the time it is reached (unless ``now`` was given): reading
+        # the ones before may have taken minutes, and a claim dated from the start of the
+        # run would have run out already.
+        current = fixed or timezone.now()
         try:
             outcomes.append(
-                reconcile(connection, now=now, due_before=due_before, should_stop=should_stop)
+                reconcile(connection, now=current, due_before=due_before, should_stop=should_stop)
             )
         except Busy:
             continue  # another process took it meanwhile
@@ -157,7 +164,8 @@ def reconcile(
     window = dt.timedelta(seconds=settings.RECONCILE_WINDOW_SECONDS)
     start = since or connection.reconciled_until or default_start(connection, now)
     outcome = Outcome(connection, dry_run=dry_run, since=start)
-    if not dry_run and not claims.claim(connection, now, lease, due_before):
+    held = None if dry_run else claims.claim(connection, now, lease, due_before)
+    if not dry_run and held is None:
         raise Busy(connection.pk)
 
     def current() -> dt.datetime:
@@ -181,8 +189,9 @@ def reconcile(
                 if time.monotonic() - started > budget or should_stop():
                     outcome.complete = False
                     break
-                if not dry_run:
-                    claims.renew(connection, current() + lease)
+                if held is not None and not claims.renew(held, current() + lease):
+                    outcome.complete = False  # it ran out, and another process took it
+                    break
                 window_end = min(window_start + window, until)
                 _window(client, connection, scopes, window_start, window_end, tolerance, outcome)
                 outcome.until = window_end
@@ -196,8 +205,8 @@ def reconcile(
         logger.exception("configcat_segment: reconciling %s failed", connection.name)
     finally:
         outcome.requests = client.requests
-        if not dry_run:
-            claims.finish(connection, outcome.error, now, retry_after)
+        if held is not None:
+            claims.finish(connection, held, outcome.error, now, retry_after)
     return outcome
 
 
@@ -268,32 +277,12 @@ def _window(
                 except IntegrityError:  # written by another process since the lookup
                     outcome.skipped[ALREADY_FORWARDED] += 1
                     continue
-            outcome.changes.append(_describe(scoped_entry, item.message))
+            outcome.changes.append(forward.describe(scoped_entry, item.message))
         if not outcome.dry_run:
             SegmentConnection.objects.filter(pk=connection.pk).filter(
                 Q(reconciled_until__isnull=True) | Q(reconciled_until__lt=end)
             ).update(reconciled_until=end)
-            if created:
-                transaction.on_commit(functools.partial(_announce, connection, created))
+            outbox.announce_changes(connection, created)
     outcome.forwarded = len(outcome.changes)
     outcome.truncated += sum(1 for s in new if s.entry.truncated)
     outcome.skipped = +outcome.skipped  # no zero counts
-
-
-def _describe(scoped: ScopedEntry, message: dict[str, Any]) -> dict[str, Any]:
-    entry, scope = scoped.entry, scoped.scope
-    return {
-        "audit_log_id": entry.audit_log_id,
-        "at": entry.at,
-        "flag_key": entry.action_target,
-        "config_id": scope.config_id,
-        "environment_id": scope.environment_id,
-        "user_email": entry.user_email,
-        "truncated": entry.truncated,
-        "message_id": message["messageId"],
-    }
-
-
-def _announce(connection: SegmentConnection, events: list[Event]) -> None:
-    for event in events:
-        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)

@@ -9,6 +9,7 @@ too. (The limit applies to the JSON, not to the gzipped bytes on the wire.)
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from ..constants import (
     SEGMENT_MAX_MESSAGE_BYTES,
 )
 from .payloads import encoded_size
+from .wire import body_overhead
 
 T = TypeVar("T")
 
@@ -54,28 +56,39 @@ def request_overhead(*, sent_at: str, write_key: str) -> int:
 
 def plan_batches(
     items: Sequence[T],
-    message_of: Callable[[T], Mapping[str, Any]],
+    message_of: Callable[[T], Mapping[str, Any]] | None = None,
     *,
     sent_at: str,
     write_key: str,
     limits: Limits = Limits(),
+    text_size: Callable[[T], int] | None = None,
 ) -> Plan[T]:
     """Pack ``items`` (in order) into as few requests as Segment's limits allow.
 
-    ``message_of(item)`` is the message an item sends. An item whose message alone is over
-    the per-message limit, or too big for a request of its own, goes to ``oversized``:
-    it must never reach Segment, where it would make the whole request fail.
+    ``message_of(item)`` is the message an item sends, measured as ``json.dumps`` would
+    encode it; or ``text_size(item)`` is the size in bytes of its stored text, which
+    :func:`~.wire.batch_body` joins. An item whose message alone is over the per-message
+    limit, or too big for a request of its own, goes to ``oversized``: it must never reach
+    Segment, where it would make the whole request fail.
     """
-    overhead = request_overhead(sent_at=sent_at, write_key=write_key)
+    if text_size is not None:
+        overhead, separator = body_overhead(sent_at=sent_at, write_key=write_key), 1
+        size_of = text_size
+    elif message_of is not None:
+        overhead = request_overhead(sent_at=sent_at, write_key=write_key)
+        separator = _SEPARATOR_BYTES
+        size_of = functools.partial(_message_size, message_of)
+    else:
+        raise TypeError("plan_batches() needs message_of or text_size")
     plan: Plan[T] = Plan()
     current: list[T] = []
     current_bytes = overhead
     for item in items:
-        size = encoded_size(message_of(item))
+        size = size_of(item)
         if size > limits.message_bytes or overhead + size > limits.request_bytes:
             plan.oversized.append(item)
             continue
-        added = size + (_SEPARATOR_BYTES if current else 0)
+        added = size + (separator if current else 0)
         if current and (
             len(current) >= limits.messages or current_bytes + added > limits.request_bytes
         ):
@@ -86,3 +99,7 @@ def plan_batches(
     if current:
         plan.batches.append(current)
     return plan
+
+
+def _message_size(message_of: Callable[[T], Mapping[str, Any]], item: T) -> int:
+    return encoded_size(message_of(item))

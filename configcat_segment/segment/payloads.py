@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .. import __version__
 from ..constants import INTEGRATION, SEGMENT_MAX_MESSAGE_BYTES
 from ..text import clean
+from ..version import __version__
 
 LIBRARY = {"name": "configcat_segment", "version": __version__}
 
@@ -62,6 +62,16 @@ def json_safe(value: Any) -> Any:
     segment-analytics-python silently drops values it cannot serialise (``uuid.UUID``,
     for one); this never drops anything: unknown objects become their ``str()``.
     """
+    kind = type(value)  # the usual exact types first: this runs for every value sent
+    if kind is str:
+        return value if value.isascii() and "\x00" not in value else clean(value)
+    if kind is dict:
+        return {
+            k if type(k) is str and k.isascii() and "\x00" not in k else clean(str(k)): (
+                v if type(v) is int or type(v) is bool or v is None else json_safe(v)
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, str):
         return clean(value)
     if value is None or isinstance(value, bool | int):

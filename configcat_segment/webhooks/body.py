@@ -6,20 +6,18 @@ The body is whatever the user pasted into ConfigCat, with ConfigCat's variables 
 in what it fills in, so :func:`parse` never gives up: it reads valid JSON, recovers the
 template's fields from text that is not JSON, and at worst keeps the whole text as the
 change's details. Every oddity is reported in a list of problems, for the receipt.
-:func:`render_body` goes the other way, for the ``configcat_segment_sample_webhook``
-command and the tests. What a parsed change becomes is :mod:`.changed`'s job.
+:mod:`.rendering` goes the other way. What a parsed change becomes is :mod:`.changed`'s job.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..constants import WEBHOOK_BODY_TEMPLATE
 from ..text import clean, contains_nul
+from . import limits
 
 TEXT_FIELDS = (
     "config_id",
@@ -60,14 +58,24 @@ class Change:
 # -- parsing ------------------------------------------------------------------------------
 
 
-def parse(body: bytes) -> tuple[Change, list[str]]:
-    """The change a webhook body describes, and what was wrong with the body (if anything)."""
+def parse(body: bytes, *, max_changes: int | None = None) -> tuple[Change, list[str]]:
+    """The change a webhook body describes, and what was wrong with the body (if anything).
+
+    At most ``max_changes`` setting changes are read (all when None); the problems are
+    listed up to :data:`.limits.MAX_PROBLEMS`, the others counted.
+    """
     problems: list[str] = []
-    change = _without_nul(_parse(body, problems), problems)
-    return change, problems
+    try:
+        change = _without_nul(
+            _shared_bounded(_parse(body, problems, max_changes), problems), problems
+        )
+    except RecursionError:  # a bug if it happens: nothing here recurses on the body's depth
+        problems.append("The body is nested too deeply to be read: sent without details.")
+        change = Change()
+    return change, limits.bounded(problems)
 
 
-def _parse(body: bytes, problems: list[str]) -> Change:
+def _parse(body: bytes, problems: list[str], max_changes: int | None) -> Change:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -82,18 +90,32 @@ def _parse(body: bytes, problems: list[str]) -> Change:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return _recover(text, str(exc), problems)
+        return _recover(text, str(exc), problems, max_changes)
     if isinstance(data, dict):
-        return _from_object(data, text, problems)
+        return _from_object(data, text, problems, max_changes)
     if isinstance(data, list):
         problems.append(
             "The body is a JSON array, not the template's object: read as change_details."
         )
-        return Change(settings=_settings(data, problems))
+        return Change(settings=_settings(data, problems, max_changes))
     problems.append(
         f"The body is a JSON {_json_type(data)}, not the template's object: sent as details."
     )
     return Change(settings=(SettingChange(details=text),))
+
+
+def _shared_bounded(change: Change, problems: list[str]) -> Change:
+    """``change`` with the texts every event repeats cut to :data:`.limits.MAX_SHARED_CHARS`."""
+    cut: dict[str, Any] = {}
+    for name in TEXT_FIELDS:
+        text = getattr(change, name)
+        if len(text) > limits.MAX_SHARED_CHARS:
+            cut[name] = limits.shortened(text)
+            problems.append(
+                f"{name} is {len(text):,} characters; every event repeats it, so they carry "
+                f"its first {limits.MAX_SHARED_CHARS:,}: the receipt keeps it whole."
+            )
+    return replace(change, **cut) if cut else change
 
 
 def _without_nul(change: Change, problems: list[str]) -> Change:
@@ -112,7 +134,9 @@ def _without_nul(change: Change, problems: list[str]) -> Change:
     )
 
 
-def _from_object(data: dict[str, Any], text: str, problems: list[str]) -> Change:
+def _from_object(
+    data: dict[str, Any], text: str, problems: list[str], max_changes: int | None
+) -> Change:
     if not any(name in data for name in TEMPLATE_FIELDS):
         problems.append(
             "The body is JSON but has none of the template's fields: the whole body is sent "
@@ -123,7 +147,7 @@ def _from_object(data: dict[str, Any], text: str, problems: list[str]) -> Change
     if missing:
         problems.append(f"The body lacks the template's field(s): {', '.join(missing)}.")
     fields = {name: _text(data.get(name), name, problems) for name in TEXT_FIELDS}
-    return Change(**fields, settings=_settings(data.get(DETAILS_FIELD), problems))
+    return Change(**fields, settings=_settings(data.get(DETAILS_FIELD), problems, max_changes))
 
 
 def _json_type(value: Any) -> str:
@@ -145,10 +169,25 @@ def _text(value: Any, name: str, problems: list[str]) -> str:
     if isinstance(value, str):
         return value
     problems.append(f"{name} is a JSON {_json_type(value)}, not a string.")
-    return json.dumps(value, ensure_ascii=False)
+    return _json_text(value, name, problems)
 
 
-def _settings(value: Any, problems: list[str]) -> tuple[SettingChange, ...]:
+def _json_text(value: Any, name: str, problems: list[str]) -> str:
+    """``value`` as JSON text, or a placeholder when it is too deep to encode safely."""
+    levels = limits.too_deep(value)
+    if levels is None:
+        return json.dumps(value, ensure_ascii=False)
+    kind = _json_type(value)
+    problems.append(
+        f"{name} is a JSON {kind} nested {levels:,} levels deep (more than {limits.MAX_DEPTH} "
+        "are not read): sent as a placeholder; the receipt keeps the body."
+    )
+    return limits.placeholder(kind, levels)
+
+
+def _settings(
+    value: Any, problems: list[str], max_changes: int | None = None
+) -> tuple[SettingChange, ...]:
     """``change_details`` as setting changes, whatever shape it arrived in."""
     if value is None:
         return ()
@@ -162,7 +201,7 @@ def _settings(value: Any, problems: list[str]) -> tuple[SettingChange, ...]:
                 "change_details is JSON inside a string (quoted ##ChangeDetails## in the "
                 "template?): decoded."
             )
-            return _settings(decoded, problems)
+            return _settings(decoded, problems, max_changes)
         problems.append("change_details is a string, not a list: sent as details.")
         return (SettingChange(details=value),)
     if isinstance(value, dict):
@@ -170,7 +209,14 @@ def _settings(value: Any, problems: list[str]) -> tuple[SettingChange, ...]:
         value = [value]
     if not isinstance(value, list):
         problems.append(f"change_details is a JSON {_json_type(value)}, not a list.")
-        return (SettingChange(details=json.dumps(value)),)
+        return (SettingChange(details=_json_text(value, DETAILS_FIELD, problems)),)
+    if max_changes is not None and len(value) > max_changes:
+        problems.append(
+            f"change_details has {len(value):,} entries: the first {max_changes:,} became "
+            'events (CONFIGCAT_SEGMENT["MAX_CHANGES_PER_WEBHOOK"]); the other '
+            f"{len(value) - max_changes:,} are kept in the receipt's body, not forwarded."
+        )
+        value = value[:max_changes]
     found = []
     for position, entry in enumerate(value):
         where = f"change_details[{position}]"
@@ -194,7 +240,7 @@ _FIELD_KEY = re.compile(r'(?<!\\)"(' + "|".join(TEMPLATE_FIELDS) + r')"\s*:')
 _UNESCAPED_QUOTE = re.compile(r'(?<!\\)"')
 
 
-def _recover(text: str, error: str, problems: list[str]) -> Change:
+def _recover(text: str, error: str, problems: list[str], max_changes: int | None) -> Change:
     """The template's fields, read from text that is not JSON.
 
     Each field's value runs from its key to the next field's key, so a value with
@@ -227,7 +273,7 @@ def _recover(text: str, error: str, problems: list[str]) -> Change:
     except (ValueError, RecursionError):
         problems.append("change_details could not be read either: sent as details as is.")
         return Change(**fields, settings=(SettingChange(details=details),))
-    return Change(**fields, settings=_settings(decoded, problems))
+    return Change(**fields, settings=_settings(decoded, problems, max_changes))
 
 
 def _unquote(value: str) -> str:
@@ -241,25 +287,3 @@ def _unquote(value: str) -> str:
     except ValueError:
         return inner
     return decoded if isinstance(decoded, str) else inner
-
-
-# -- the other way round: what ConfigCat sends ---------------------------------------------
-
-
-def render_body(
-    variables: Mapping[str, str],
-    change_details: Sequence[Mapping[str, Any]],
-    *,
-    template: str = WEBHOOK_BODY_TEMPLATE,
-    escape: bool = True,
-) -> str:
-    """A body as ConfigCat makes it from ``template``: ``##Name##`` replaced by
-    ``variables["Name"]``, ``##ChangeDetails##`` by a JSON array.
-
-    ``escape=False`` fills strings in unescaped, as ConfigCat may do with change notes.
-    """
-    body = template
-    for name, value in variables.items():
-        filled = json.dumps(value, ensure_ascii=False)[1:-1] if escape else value
-        body = body.replace(f"##{name}##", filled)
-    return body.replace("##ChangeDetails##", json.dumps(list(change_details), ensure_ascii=False))

@@ -10,19 +10,20 @@ Nothing here knows about HTTP: the view (:mod:`.views`) and the admin call it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import ipaddress
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from ..conf import get_settings
 from ..delivery import outbox
 from ..models import Event, SegmentConnection, WebhookReceipt
 from ..redaction import scrub_headers
-from ..signals import flag_changed
 from ..text import is_clean
 from . import body, changed, retries
 from .signing import VerifiedWebhook
@@ -65,10 +66,22 @@ def store(
     commit). Call it inside ``transaction.atomic()``: the refused insert rolls that block
     back, and only that block, so an ``ATOMIC_REQUESTS`` transaction stays usable.
     """
-    receipt = WebhookReceipt(
+    return _insert(_new_receipt(connection, verified, raw_body, method, headers, remote_addr))
+
+
+def _new_receipt(
+    connection: SegmentConnection,
+    verified: VerifiedWebhook,
+    raw_body: bytes,
+    method: str,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+) -> WebhookReceipt:
+    return WebhookReceipt(
         connection=connection,
         webhook_id=stored_webhook_id(verified.webhook_id),
         webhook_timestamp=verified.timestamp,
+        received_at=timezone.now(),
         method=method,
         headers=scrub_headers(headers),
         body=raw_body,
@@ -76,6 +89,9 @@ def store(
         body_sha256=retries.body_hash(raw_body) if connection.signing_keys else "",
         remote_addr=_ip_address(remote_addr),
     )
+
+
+def _insert(receipt: WebhookReceipt) -> WebhookReceipt:
     try:
         receipt.save(force_insert=True)
     except IntegrityError:
@@ -83,6 +99,79 @@ def store(
             raise
         raise AlreadyReceived(receipt.webhook_id) from None
     return receipt
+
+
+def receive(
+    connection: SegmentConnection,
+    verified: VerifiedWebhook,
+    raw_body: bytes,
+    *,
+    method: str,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+) -> Received:
+    """:func:`store` then :func:`process`, in as few statements as they can take. Call it
+    inside ``transaction.atomic()``.
+
+    The receipt is inserted first, as processed: nothing reads it before its outcome is
+    known (others see it once the transaction commits), and when processing goes as
+    planned it is not written again. A receipt that repeats a recent one
+    (:func:`.retries.original_of`) is not processed: the caller absorbs it. The events are
+    inserted in a savepoint; when that fails, or processing does, the receipt is updated
+    with the error, so what a signed sender sent is never lost.
+    """
+    unsaved = _new_receipt(connection, verified, raw_body, method, headers, remote_addr)
+    unsaved.outcome = Outcome.PROCESSED
+    receipt = _insert(unsaved)
+    original = retries.original_of(receipt)
+    if original is not None:
+        return Received(receipt, [], original)
+    planned = _plan(receipt)
+    created: list[Event] = []
+    if planned.events:
+        try:
+            with transaction.atomic():
+                created = outbox.enqueue(planned.events)
+        except Exception as exc:
+            planned = _Planned(Outcome.FAILED, traceback.format_exc(), [], exc)
+    if planned.failure is not None:
+        logger.error(
+            "configcat_segment: processing webhook receipt %s failed",
+            receipt.pk,
+            exc_info=planned.failure,
+        )
+    if (planned.outcome, planned.error) != (receipt.outcome, receipt.error):
+        receipt.outcome, receipt.error = planned.outcome, planned.error
+        WebhookReceipt.objects.filter(pk=receipt.pk).update(
+            outcome=receipt.outcome, error=receipt.error
+        )
+    outbox.announce_changes(receipt.connection, created)
+    return Received(receipt, created)
+
+
+class Received(NamedTuple):
+    """What :func:`receive` did: the stored receipt, the events it created, and the
+    receipt it repeats, if it is ConfigCat's retry of one (then nothing was processed)."""
+
+    receipt: WebhookReceipt
+    created: list[Event]
+    original: WebhookReceipt | None = None
+
+
+class _Planned(NamedTuple):
+    outcome: str
+    error: str
+    events: list[Event]
+    failure: Exception | None = None
+
+
+def _plan(receipt: WebhookReceipt) -> _Planned:
+    """What processing ``receipt`` will write, without writing anything: its outcome and
+    its events (unsaved). A failure is the outcome, with its traceback."""
+    try:
+        return _Planned(*_forward(receipt, again=False, write=False))
+    except Exception as exc:
+        return _Planned(Outcome.FAILED, traceback.format_exc(), [], exc)
 
 
 def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
@@ -103,8 +192,7 @@ def process(receipt: WebhookReceipt, *, again: bool = False) -> list[Event]:
         outcome, error = Outcome.FAILED, traceback.format_exc()
     receipt.outcome, receipt.error = outcome, error
     WebhookReceipt.objects.filter(pk=receipt.pk).update(outcome=outcome, error=error)
-    if created:
-        transaction.on_commit(functools.partial(_announce, receipt.connection, created))
+    outbox.announce_changes(receipt.connection, created)
     return created
 
 
@@ -133,13 +221,18 @@ def _ip_address(remote_addr: str | None) -> str | None:
         return None
 
 
-def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Event]]:
+def _forward(
+    receipt: WebhookReceipt, *, again: bool, write: bool = True
+) -> tuple[str, str, list[Event]]:
+    """The outcome, its problems, and the events: written, or (``write=False``) not yet."""
     connection = receipt.connection
     if not connection.connected:
         return Outcome.IGNORED, "The connection is disconnected: nothing was forwarded.", []
     if not connection.forward_changes:
         return Outcome.IGNORED, "The connection does not forward flag changes.", []
-    change, problems = body.parse(bytes(receipt.body))
+    change, problems = body.parse(
+        bytes(receipt.body), max_changes=get_settings().MAX_CHANGES_PER_WEBHOOK
+    )
     messages = changed.flag_changed_messages(
         change,
         key=receipt.webhook_id or f"receipt-{receipt.pk}",
@@ -161,11 +254,6 @@ def _forward(receipt: WebhookReceipt, *, again: bool) -> tuple[str, str, list[Ev
             )
         )
         events = [e for e in events if e.message_id not in existing]
-    created = outbox.enqueue(events)
+    created = outbox.enqueue(events) if write else events
     outcome = Outcome.PROCESSED_WITH_ERRORS if problems else Outcome.PROCESSED
     return outcome, "\n".join(problems), created
-
-
-def _announce(connection: SegmentConnection, events: Sequence[Event]) -> None:
-    for event in events:
-        flag_changed.send_robust(sender=SegmentConnection, connection=connection, event=event)

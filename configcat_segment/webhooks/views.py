@@ -92,7 +92,7 @@ class WebhookView(APIView):
         connection = webhook.connection
         try:
             with transaction.atomic():
-                receipt = receipts.store(
+                received = receipts.receive(
                     connection,
                     webhook.verified,
                     webhook.raw_body,
@@ -100,10 +100,9 @@ class WebhookView(APIView):
                     headers=request.headers,
                     remote_addr=request.META.get("REMOTE_ADDR"),
                 )
-                original = retries.original_of(receipt)
-                if original is not None:
-                    return retries.absorb(receipt, original)
-                return _answer(receipt, len(receipts.process(receipt)))
+                if received.original is not None:
+                    return retries.absorb(received.receipt, received.original)
+                return _answer(received.receipt, len(received.created))
         except receipts.AlreadyReceived as duplicate:
             return _answer_redelivery(connection, str(duplicate))
         except IntegrityError:

@@ -18,6 +18,7 @@ import zlib
 from typing import Any
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -118,7 +119,9 @@ def batch(request: HttpRequest) -> JsonResponse:
 
 
 @staff_member_required
+@permission_required("demo.view_receivedmessage", raise_exception=True)
 def debugger(request: HttpRequest) -> HttpResponse:
+    """What the receiver got: staff with "Can view received message" only (user data)."""
     received = list(ReceivedMessage.objects.all()[:PAGE_SIZE])
     for message in received:
         message.pretty = json.dumps(message.payload, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]

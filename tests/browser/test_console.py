@@ -25,11 +25,34 @@ def sign_in(page, superuser):
     expect(page.locator("h1")).to_have_text("Event log")
 
 
+def open_add_form(page, navigate):
+    """Open an admin add form with ``navigate`` and wait until it is ready to type into.
+
+    Django's add form focuses its first field from ``admin/js/change_form.js``, an
+    ``async`` script. A click that opens the form returns once the page is on its way, and
+    ``fill`` starts as soon as a field can take text, so the script could run between
+    ``fill`` focusing a field and typing into it: the text went into the first field
+    ("Productionwk_live_…") and the field meant for it stayed empty. A person waits for
+    the cursor to land; so does this. To make that order happen on every run, the script is
+    held until the form is on screen.
+    """
+    held = []
+    page.route("**/admin/js/change_form.js", lambda route: held.append(route))
+    try:
+        navigate()
+        expect(page.locator("#id_name")).to_be_editable()
+        assert len(held) == 1, "the add form no longer loads change_form.js"
+        held[0].continue_()
+        expect(page.locator("#id_name")).to_be_focused()  # the form's own autofocus ran
+    finally:
+        page.unroute("**/admin/js/change_form.js")
+
+
 def test_connect_and_disconnect_a_segment_source(page, superuser, screenshot):
     sign_in(page, superuser)
     page.goto("/admin/")
     page.get_by_role("link", name="Segment connections").click()
-    page.get_by_role("link", name="Connect a Segment source").click()
+    open_add_form(page, lambda: page.get_by_role("link", name="Connect a Segment source").click())
     page.fill("#id_name", "Production")
     page.fill("#id_write_key", WRITE_KEY)
     page.select_option("#id_region", "eu")

@@ -5,15 +5,16 @@ Usage: python -m tests.delivery.exit_flush_script [--writer-first]
 It buffers evaluations and returns: nothing is written, and no runner starts, before the
 process exits. At exit the evaluations are written to the outbox, and must be delivered
 then (on Python 3.12 and later no thread can start at exit). With ``--writer-first`` the
-evaluation writer is imported before the app is ready, so its own exit hook is registered
-before the runner's. Prints one JSON line: what it saw before returning.
+evaluation buffer is imported before the app is ready: the exit order (write, then
+deliver) must not depend on what was imported first. Prints one JSON line: what it saw
+before returning.
 """
 
 import json
 import sys
 
 if "--writer-first" in sys.argv:
-    import configcat_segment.evaluations.store  # noqa: F401
+    import configcat_segment.evaluations.buffer  # noqa: F401
 
 import django
 
@@ -21,8 +22,8 @@ django.setup()
 
 from configcatclient.user import User  # noqa: E402
 
-from configcat_segment.delivery import runner as runners  # noqa: E402
-from configcat_segment.evaluations import store as writer  # noqa: E402
+from configcat_segment.delivery.backends import get_backend  # noqa: E402
+from configcat_segment.evaluations import buffer as writer  # noqa: E402
 from configcat_segment.evaluations.payloads import Evaluation  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def evaluation(n):
 def main():
     writer.add([evaluation(n) for n in range(3)])
     buffered = len(writer.get_writer())
-    print(json.dumps({"runner": runners.background_runner() is not None, "buffered": buffered}))
+    print(json.dumps({"runner": get_backend().runner is not None, "buffered": buffered}))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
 from configcat_segment import tasks
-from configcat_segment.delivery import outbox
-from configcat_segment.delivery import runner as runners
+from configcat_segment.delivery.backends import get_backend
+from configcat_segment.delivery.backends.celery import CeleryBackend
 
 from .conftest import SAFETY_SECONDS, enqueue, statuses, wait_for
 
@@ -31,11 +31,10 @@ def celery_app():
 
 
 @pytest.fixture
-def celery_delivery():
-    """What AppConfig.ready does with DELIVERY = "celery"."""
-    outbox.on_enqueued(runners.wake_celery)
-    yield
-    outbox.remove_listener(runners.wake_celery)
+def celery_delivery(delivery_settings):
+    """DELIVERY = "celery": the process's backend sends the task when events are written."""
+    delivery_settings(DELIVERY="celery")
+    assert isinstance(get_backend(), CeleryBackend)
 
 
 @pytest.mark.django_db(transaction=True)

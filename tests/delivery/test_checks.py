@@ -7,14 +7,14 @@ from configcat_segment import checks
 
 @override_settings(CONFIGCAT_SEGMENT={"DELIVERY": "celery"})
 def test_e005_celery_chosen_but_not_installed(monkeypatch):
-    assert checks.check_celery() == []  # installed here
+    assert checks.check_delivery_backend() == []  # installed here
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
         lambda name, *a: None if name == "celery" else real_find_spec(name, *a),
     )
-    [message] = checks.check_celery()
+    [message] = checks.check_delivery_backend()
     assert message.id == "configcat_segment.E005"
     assert message.msg == 'CONFIGCAT_SEGMENT["DELIVERY"] is "celery", but Celery is not installed.'
     assert "configcat-segment[celery]" in message.hint
@@ -22,7 +22,7 @@ def test_e005_celery_chosen_but_not_installed(monkeypatch):
 
 @override_settings(CONFIGCAT_SEGMENT={"DELIVERY": "thread"})
 def test_no_e005_for_other_runners():
-    assert checks.check_celery() == []
+    assert checks.check_delivery_backend() == []
 
 
 @override_settings(CONFIGCAT_SEGMENT={"LEASE_SECONDS": 16, "HTTP_TIMEOUT_SECONDS": 15})

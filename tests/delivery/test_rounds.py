@@ -9,7 +9,7 @@ import pytest
 from django.db import connections as db_connections
 from django.db import transaction
 
-from configcat_segment.delivery import outbox
+from configcat_segment.delivery import connection_state, outbox
 from configcat_segment.delivery.dispatcher import MAX_SPLIT_REQUESTS, Dispatcher
 from configcat_segment.models import Event, SegmentConnection
 from configcat_segment.segment import transport
@@ -338,9 +338,11 @@ def test_an_answer_to_old_credentials_says_nothing_about_new_ones(
         return transport.send(messages, **kwargs)  # the old key: 401
 
     dispatcher = Dispatcher(clock=clock, random=lambda: 0.0, send=send)
-    # Saving made the events due at once, so this round's claim on them is gone: its
-    # outcome is discarded (they are sent again; at least once, same messageId).
-    assert dispatcher.deliver(connection.pk).lost == 3
+    # Saving leaves the events this round is sending alone (they are pending, claimed);
+    # the answer to the old key says nothing of the new one: they go back to the queue,
+    # attempts untouched.
+    report = dispatcher.deliver(connection.pk)
+    assert (report.released, report.lost, report.waiting) == (3, 0, 0)
     connection.refresh_from_db()
     assert connection.is_healthy
     assert connection.delivery_paused_until is None
@@ -402,14 +404,14 @@ def test_settling_a_failure_and_saving_new_credentials_never_deadlock(
     settling = threading.Event()
     saved = threading.Event()
     errors = []
-    pause = Dispatcher._pause
+    pause = connection_state.pause
 
-    def pause_when_the_save_has_begun(self, rnd, until):
+    def pause_when_the_save_has_begun(using, connection, until):
         settling.set()  # the events are updated: their rows are locked
         saved.wait(1)  # the save cannot finish (it waits for this transaction): time out
-        return pause(self, rnd, until)
+        return pause(using, connection, until)
 
-    monkeypatch.setattr(Dispatcher, "_pause", pause_when_the_save_has_begun)
+    monkeypatch.setattr(connection_state, "pause", pause_when_the_save_has_begun)
 
     def admin_saves_a_new_key():
         try:

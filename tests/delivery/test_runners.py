@@ -7,7 +7,7 @@ import time
 import pytest
 
 from configcat_segment.delivery import outbox
-from configcat_segment.delivery import runner as runners
+from configcat_segment.delivery.backends.thread import ThreadBackend, in_test_environment
 from configcat_segment.delivery.dispatcher import Dispatcher, Report
 from configcat_segment.delivery.runner import ForkGuard, Runner
 from configcat_segment.models import Event
@@ -239,10 +239,12 @@ def test_a_connection_due_yet_with_nothing_to_claim_rests_until_the_next_poll(
 def test_the_thread_runner_stays_off_in_django_s_test_environment(settings):
     """A test's request or event would otherwise start it: it would hold the test database
     open at teardown, and deliver the real database's events after it."""
-    assert runners.testing()  # pytest-django set up Django's test environment
-    assert runners._background.ensure_started() is None
-    runners.start_on_request()
-    assert runners.background_runner() is None
+    assert in_test_environment()  # pytest-django set up Django's test environment
+    backend = ThreadBackend()
+    assert backend.ensure_started() is None
+    backend.on_request_started()
+    backend.on_enqueued()
+    assert backend.runner is None
     assert "configcat-segment-runner" not in {t.name for t in threading.enumerate()}
 
 

@@ -5,8 +5,13 @@ import json
 
 import pytest
 
-from configcat_segment.delivery import runner as runners
-from configcat_segment.evaluations import store as writer
+from configcat_segment import lifecycle
+from configcat_segment.delivery import backends
+from configcat_segment.delivery.backends import get_backend
+from configcat_segment.delivery.backends.base import DeliveryBackend
+from configcat_segment.delivery.backends.celery import CeleryBackend
+from configcat_segment.delivery.backends.thread import ThreadBackend
+from configcat_segment.delivery.backends.worker import WorkerBackend
 
 from .conftest import SAFETY_SECONDS, enqueue, message_id, statuses, subprocess_env
 
@@ -112,28 +117,82 @@ def test_a_process_that_neither_writes_nor_serves_leaves_the_backlog_alone(
     assert segment_server.requests == []
 
 
-def test_the_runner_is_wired_by_the_delivery_setting(monkeypatch):
-    registered, on_request, at_exit, not_at_exit, at_fork = [], [], [], [], []
-    monkeypatch.setattr(runners.outbox, "on_enqueued", registered.append)
+def test_the_lifecycle_installs_every_process_hook_once(monkeypatch):
+    on_enqueued, on_request, on_settings, at_exit, at_fork = [], [], [], [], []
+    monkeypatch.setattr(lifecycle.outbox, "on_enqueued", on_enqueued.append)
     monkeypatch.setattr(
-        runners.request_started, "connect", lambda receiver, **kw: on_request.append(receiver)
+        lifecycle.request_started, "connect", lambda receiver, **kw: on_request.append(receiver)
     )
-    monkeypatch.setattr(runners.atexit, "register", at_exit.append)
-    monkeypatch.setattr(runners.atexit, "unregister", not_at_exit.append)
-    monkeypatch.setattr(runners.os, "register_at_fork", lambda **kw: at_fork.append(kw))
-    runners.install("worker")
-    assert (registered, on_request, at_exit, not_at_exit, at_fork) == ([], [], [], [], [])
-    runners.install("celery")
-    assert registered == [runners.wake_celery]
-    runners.install("thread")
-    assert registered[-1] == runners.wake_thread_runner
-    assert on_request == [runners.start_on_request]
-    # One exit hook in place of the writer's: it writes the evaluations, then delivers.
-    assert (at_exit, not_at_exit) == ([runners.deliver_at_exit], [writer.flush_at_exit])
+    monkeypatch.setattr(
+        lifecycle.setting_changed, "connect", lambda receiver, **kw: on_settings.append(receiver)
+    )
+    monkeypatch.setattr(lifecycle.atexit, "register", at_exit.append)
+    monkeypatch.setattr(lifecycle.os, "register_at_fork", lambda **kw: at_fork.append(kw))
+    monkeypatch.setattr(lifecycle, "_registered", False)
+    lifecycle.install()
+    lifecycle.install()  # ready() again: receivers are connected by dispatch_uid, idempotent
+    assert set(on_enqueued) == {lifecycle.on_enqueued}
+    assert set(on_request) == {lifecycle.on_request_started}
+    assert set(on_settings) == {lifecycle.settings_changed}
+    # One exit hook: it writes the evaluations, then delivers (see the next test).
+    assert at_exit == [lifecycle.at_exit]
     assert at_fork == [
         {
-            "before": runners._background.before_fork,
-            "after_in_parent": runners._background.after_fork_in_parent,
-            "after_in_child": runners._background.after_fork_in_child,
+            "before": lifecycle.before_fork,
+            "after_in_parent": lifecycle.after_fork_in_parent,
+            "after_in_child": lifecycle.after_fork_in_child,
         }
     ]
+
+
+def test_at_exit_the_evaluations_are_written_then_delivered(monkeypatch):
+    calls = []
+
+    class Recording(DeliveryBackend):
+        def prepare_exit(self):
+            calls.append("backend starts nothing more")
+
+        def deliver_at_exit(self):
+            calls.append("backend delivers")
+
+    monkeypatch.setattr(backends, "_backend", Recording())
+    monkeypatch.setattr(
+        lifecycle.buffer, "flush_at_exit", lambda: calls.append("evaluations written")
+    )
+    monkeypatch.setattr(lifecycle.client, "close", lambda: calls.append("client closed"))
+    lifecycle.at_exit()
+    assert calls == [
+        "backend starts nothing more",
+        "evaluations written",
+        "backend delivers",
+        "client closed",
+    ]
+
+
+HOOKS = [
+    "on_enqueued",
+    "on_request_started",
+    "prepare_exit",
+    "deliver_at_exit",
+    "before_fork",
+    "after_fork_in_parent",
+    "after_fork_in_child",
+]
+
+
+def overridden(backend):
+    """The hooks ``backend`` does something on (the base class does nothing on any)."""
+    return [h for h in HOOKS if getattr(type(backend), h) is not getattr(DeliveryBackend, h)]
+
+
+def test_the_backend_is_chosen_by_the_delivery_setting(delivery_settings):
+    delivery_settings(DELIVERY="worker")
+    assert type(get_backend()) is WorkerBackend
+    assert overridden(get_backend()) == []  # nothing runs in this process
+    delivery_settings(DELIVERY="celery")
+    assert type(get_backend()) is CeleryBackend
+    assert overridden(get_backend()) == ["on_enqueued"]  # sends the task
+    delivery_settings(DELIVERY="thread")
+    assert type(get_backend()) is ThreadBackend
+    # Started by an event or a request, stopped at exit, held back by a fork.
+    assert overridden(get_backend()) == HOOKS

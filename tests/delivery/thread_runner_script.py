@@ -22,7 +22,7 @@ django.setup()
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.db import connections  # noqa: E402
 
-from configcat_segment.delivery import runner as runners  # noqa: E402
+from configcat_segment.delivery.backends import get_backend  # noqa: E402
 from configcat_segment.models import Event  # noqa: E402
 from tests.delivery.conftest import enqueue  # noqa: E402
 
@@ -48,8 +48,8 @@ def wait_delivered(events):
 
 
 def runner_alive():
-    runner = runners.background_runner()
-    return runner is not None and runners._background.thread.is_alive()
+    backend = get_backend()
+    return backend.runner is not None and backend.thread.is_alive()
 
 
 def serve_a_request(application):
@@ -65,7 +65,7 @@ def main(connection_id):
     connection = SegmentConnection.objects.get(pk=connection_id)
     backlog = list(Event.objects.filter(connection=connection))
     application = get_wsgi_application()
-    say(step="before", runner=runners.background_runner() is not None)
+    say(step="before", runner=get_backend().runner is not None)
     serve_a_request(application)
     say(step="request", delivered=wait_delivered(backlog), runner=runner_alive())
 

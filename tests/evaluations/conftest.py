@@ -18,8 +18,8 @@ from django.test import override_settings
 
 from configcat_segment.constants import FLAG_EVALUATED
 from configcat_segment.evaluations import client as client_module
+from configcat_segment.evaluations.buffer import get_writer
 from configcat_segment.evaluations.hook import recorder
-from configcat_segment.evaluations.store import get_writer
 from configcat_segment.models import Event
 
 DATA = Path(__file__).parent / "data"

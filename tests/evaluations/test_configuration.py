@@ -63,8 +63,8 @@ def test_check_reports_an_invalid_setting_instead_of_crashing():
 
 
 def test_the_writer_and_the_recorder_follow_setting_changes(segment_connection, configure):
+    from configcat_segment.evaluations.buffer import get_writer
     from configcat_segment.evaluations.hook import recorder
-    from configcat_segment.evaluations.store import get_writer
 
     configcat_segment.get_client().get_value("maxItems", 0, PRO_USER)  # settings read
     configure(EVALUATION_BUFFER_SIZE=1, DEDUP_WINDOW_SECONDS=0)

@@ -15,7 +15,7 @@ from django.db import connections
 from django.test import AsyncClient, Client, override_settings
 
 import configcat_segment
-from configcat_segment.evaluations import store as writer
+from configcat_segment.evaluations import buffer as writer
 
 from .conftest import identifies, tracks
 

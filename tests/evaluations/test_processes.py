@@ -18,7 +18,7 @@ from configcatclient.user import User
 from django.db import connections
 
 import configcat_segment
-from configcat_segment.evaluations import store as writer
+from configcat_segment.evaluations import buffer as writer
 from configcat_segment.evaluations.hook import recorder
 from configcat_segment.models import Event
 
@@ -78,10 +78,11 @@ def test_a_shell_forwards_its_evaluations_at_exit(tmp_path):
         rows = db.execute(
             "SELECT type, flag_key, user_id, payload FROM configcat_segment_event ORDER BY id"
         ).fetchall()
-    assert [(kind, flag, user) for kind, flag, user, _ in rows] == [
-        ("identify", "isPremium", "u-shell"),
-        ("track", "isPremium", "u-shell"),
+    # The identify first; the tracks of one write in the writer's order (see store._insert).
+    assert rows[0][:3] == ("identify", "isPremium", "u-shell")
+    assert sorted((kind, flag, user) for kind, flag, user, _ in rows[1:]) == [
         ("track", "betaRollout", "u-shell"),
+        ("track", "isPremium", "u-shell"),
     ]
     payload = json.loads(rows[1][3])
     assert "page" not in payload["context"]
@@ -134,6 +135,21 @@ def test_the_background_writer_thread(segment_connection, configure):
         assert len(writer.get_writer()) == 0
     finally:
         writer.get_writer().stop()
+
+
+def test_a_thread_started_after_a_stop_waits_for_its_own_wake(configure, monkeypatch):
+    """stop() wakes the thread it stops; the next thread must not take that for its own
+    (it would write the first evaluation alone, and the second wait an hour)."""
+    woken_at_start = []
+    monkeypatch.setattr(
+        writer.Writer, "_run", lambda self: woken_at_start.append(self._wake.is_set())
+    )
+    configure(EVALUATION_WRITER="thread", EVALUATION_FLUSH_SECONDS=3600, EVALUATION_BUFFER_SIZE=4)
+    buffer = writer.get_writer()
+    buffer.stop()
+    configcat_segment.get_client().get_value("isPremium", False, User("u1"))  # starts one
+    buffer._thread.join(30)
+    assert woken_at_start == [False]
 
 
 @forking

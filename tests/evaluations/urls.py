@@ -60,6 +60,19 @@ def without_user(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def all_values(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(request.flags.get_all_values())
+
+
+async def async_all_values(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(await request.flags.aget_all_values())
+
+
+def sdk_all_values(request: HttpRequest) -> JsonResponse:
+    client = configcat_segment.get_client()
+    return JsonResponse(client.get_all_values(request.flags.user))
+
+
 def nothing(request: HttpRequest) -> HttpResponse:
     return HttpResponse("no flags here")
 
@@ -71,5 +84,8 @@ urlpatterns = [
     path("template/", in_template),
     path("threads/", in_threads),
     path("without-user/", without_user),
+    path("all-values/", all_values),
+    path("async-all-values/", async_all_values),
+    path("sdk-all-values/", sdk_all_values),
     path("nothing/", nothing),
 ]

@@ -103,8 +103,8 @@ def client_for(user: Any) -> CsrfClient:
 
 @pytest.fixture
 def viewer_client(db: None) -> CsrfClient:
-    """Staff who may look at events but not retry them."""
-    return client_for(user_with("view_event", "view_segmentconnection"))
+    """Staff who may look at events, their receipts and connections, but not retry them."""
+    return client_for(user_with("view_event", "view_webhookreceipt", "view_segmentconnection"))
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_no_parameters_is_no_filter():
     ("name", "value", "message"),
     [
         ("connection", "not-a-uuid", "“not-a-uuid” is not a connection id."),
-        ("kind", "deleted", "“deleted” is not one of: changed, evaluated, identify."),
+        ("kind", "deleted", "“deleted” is not one of: changed, evaluated, experiment, identify."),
         ("status", "lost", "“lost” is not one of: pending, delivered, failed, dead."),
         ("flag_key", "x" * 256, "At most 255 characters, not 256."),
         ("q", "y" * 300, "At most 255 characters, not 300."),

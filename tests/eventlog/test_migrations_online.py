@@ -151,7 +151,7 @@ def rerun(name: str) -> Callable[[], None]:
 
 @pytest.mark.django_db(transaction=True)
 def test_building_the_search_indexes_lets_events_be_written(make_event):
-    apply = rerun("0008_eventlog_search_indexes")
+    apply = rerun("0011_eventlog_search_indexes")
     while_a_writer_waits(make_event, apply, "CREATE INDEX CONCURRENTLY", lock_timeout="5s")
     assert Event.objects.filter(user_id="written-meanwhile").count() == 1
     with connection.cursor() as cursor:
@@ -182,7 +182,7 @@ def test_installing_the_count_triggers_lets_events_be_written(make_event):
     from configcat_segment.models import EventCount
 
     make_event(status="delivered", user_id="before")
-    apply = rerun("0009_eventlog_counts")
+    apply = rerun("0012_eventlog_counts")
     while_a_writer_waits(make_event, apply, "CREATE OR REPLACE TRIGGER", lock_timeout="5s")
     assert Event.objects.filter(user_id="written-meanwhile").count() == 1
     counted = EventCount.objects.by_connection(["pending", "delivered"])

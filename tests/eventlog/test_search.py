@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from configcat_segment.database import repair, triggers
 from configcat_segment.database import search as search_sql
-from configcat_segment.database import triggers
 from configcat_segment.eventlog import search
 from configcat_segment.eventlog.filters import parse
 from configcat_segment.eventlog.listing import list_events
@@ -159,7 +159,7 @@ def _fields(event):
 @pytest.mark.django_db(transaction=True)
 def test_migrate_puts_back_triggers_that_a_table_rebuild_dropped(make_event):
     make_event(user_id="before")
-    ours = [s for s in triggers.all_sets() if s.vendor == connection.vendor]
+    ours = [s for s in repair.all_sets() if s.vendor == connection.vendor]
     with connection.cursor() as cursor:  # what SQLite's table rebuild does to triggers
         for statement in [drop for trigger_set in ours for drop in trigger_set.drop()]:
             cursor.execute(statement)
@@ -171,7 +171,7 @@ def test_migrate_puts_back_triggers_that_a_table_rebuild_dropped(make_event):
     assert names <= triggers.existing_triggers(connection)
     assert ids(list_events({"q": "while-missing"}).page.items) == [written.pk]
     integrity_check()
-    assert triggers.repair() == []  # nothing left to repair
+    assert repair.repair() == []  # nothing left to repair
 
 
 def test_each_database_answers_a_search_from_its_index(make_event):

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from configcat_segment.models import EvaluationCounter, WebhookReceipt
 from configcat_segment.operations import metrics, prometheus
+from configcat_segment.operations.probe import TEST_USER_ID
 
 from ..conftest import WRITE_KEY
 from ..delivery.conftest import ROOT, SAFETY_SECONDS
@@ -56,6 +57,7 @@ def shop(make_connection, add_event):
     add_event(production, "delivered", age=86400, delivered_after=1)  # before the window
     add_event(production, "pending", age=900)
     add_event(production, "dead", age=60)
+    add_event(production, "dead", age=50, user_id=TEST_USER_ID)  # a failed test send
     add_event(staging, "failed", age=30)
     add_event(staging, "failed", age=20)
     staging.mark_unhealthy("Segment answered 401")
@@ -140,6 +142,19 @@ def test_openmetrics_when_the_scraper_asks(monitoring, shop):
     assert WRITE_KEY not in plain.content.decode() + text
 
 
+@pytest.mark.parametrize(
+    "accept",
+    ["application/openmetrics-text; version=abc", "application/openmetrics-text; version=1..0"],
+)
+def test_an_unreadable_accept_header_gets_the_text_format(monitoring, shop, accept):
+    response = scrape(HTTP_ACCEPT=accept)
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert (
+        value(samples(response), "configcat_segment_events", connection="Staging", status="failed")
+        == 2
+    )
+
+
 @pytest.mark.parametrize("connections", [1, 5])
 def test_a_fixed_number_of_queries(monitoring, make_connection, add_event, connections):
     for _ in range(connections):
@@ -148,7 +163,7 @@ def test_a_fixed_number_of_queries(monitoring, make_connection, add_event, conne
         add_event(connection, "pending")
     with CaptureQueriesContext(db_connection) as queries:
         scrape()
-    assert len(queries) == 5
+    assert len(queries) == 6  # five, and one to find no connection reconciles
 
 
 def test_protected_like_the_health_endpoint(monitoring):
@@ -158,19 +173,18 @@ def test_protected_like_the_health_endpoint(monitoring):
     assert Client().post(URL, **bearer()).status_code == 405
 
 
-def test_sources_add_metrics_such_as_reconciliation(monitoring, make_connection):
+def test_sources_add_metrics(monitoring, make_connection):
     make_connection(name="Production")
-    name = "configcat_segment_reconciliation_last_success_timestamp_seconds"
-    kind, labels, meaning = metrics.RECONCILIATION_METRICS[name]
+    name = "shop_last_backup_timestamp_seconds"
 
-    def reconciliation():
-        return [metrics.Family(name, kind, meaning, labels, [(("Production",), 1.7e9)])]
+    def backups():
+        return [metrics.Family(name, "gauge", "When.", ("connection",), [(("Production",), 1.7e9)])]
 
-    metrics.add_source(reconciliation)
+    metrics.add_source(backups)
     try:
         assert value(samples(), name, connection="Production") == 1.7e9
     finally:
-        metrics.remove_source(reconciliation)
+        metrics.remove_source(backups)
     assert not any(n == name for n, _ in samples())
 
 

@@ -35,19 +35,24 @@ def missed_change(audit_log, **fields):
     return audit_entry(audit_log, at=timezone.now() - dt.timedelta(minutes=20), **fields)
 
 
+def reconciler(runner):
+    """The reconciliation job lifecycle registered with every runner."""
+    return runner.periodic.get("reconcile")
+
+
 def test_the_worker_loop_reconciles_on_a_thread_of_its_own(recent, audit_log):
     missed_change(audit_log, setting_key="newCheckout")
     runner = Runner(threads=1, poll_seconds=0.05)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: runner.reconciler is not None and runner.reconciler.runs >= 1)
+        wait_for(lambda: reconciler(runner) is not None and reconciler(runner).runs >= 1)
     finally:
         runner.stop()
         thread.join(SAFETY_SECONDS)
     assert Event.objects.filter(flag_key="newCheckout").count() == 1
-    assert runner.reconciler is not None
-    assert runner.reconciler.errors == 0
+    assert reconciler(runner) is not None
+    assert reconciler(runner).errors == 0
 
 
 def test_a_runner_delivering_until_idle_does_not_reconcile(recent, audit_log):

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from configcat_segment.reconcile import client as api
-from configcat_segment.reconcile.client import AuditLogClient, AuditLogError, parse_entry
+from configcat_segment.reconcile import answers as api
+from configcat_segment.reconcile.answers import AuditLogError, parse_entry
+from configcat_segment.reconcile.client import AuditLogClient
 from tests.configcat_api_server import ConfigCatAPIServer
 from tests.segment_server import refused_url
 from tests.webhooks.conftest import CONFIG_ID, ENVIRONMENT_ID, PRODUCT_ID
@@ -124,6 +125,10 @@ def test_a_bad_request_carries_configcats_message(server):
         (b'[{"auditLogDateTime": "2026-09-21T10:00:00Z"}]', "no whole-number auditLogId"),
         (b'[{"auditLogId": true, "auditLogDateTime": "2026-09-21T10:00:00Z"}]', "auditLogId"),
         (b'[{"auditLogId": 5, "auditLogDateTime": "yesterday"}]', "no readable auditLogDateTime"),
+        (  # a date that exists, but not in UTC
+            b'[{"auditLogId": 5, "auditLogDateTime": "0001-01-01T00:00:00+01:00"}]',
+            "no readable auditLogDateTime",
+        ),
         (
             b'[{"auditLogId": 5, "auditLogDateTime": "2026-09-21T10:00:00Z", "details": 3}]',
             "details",

@@ -86,6 +86,8 @@ def test_since_reads_further_back(recent, audit_log):
     ("args", "error"),
     [
         (["--since", "last tuesday"], "give an ISO-8601 date-time"),
+        (["--since", "0001-01-01T00:00:00+01:00"], "give an ISO-8601 date-time"),
+        (["--since", "9999-12-31T23:59:59-01:00"], "give an ISO-8601 date-time"),
         (["--since", "2999-01-01T00:00:00Z"], "--since: give a moment in the past"),
         (["--since", "2000-01-01T00:00:00Z"], "--since: at most 30 days ago"),
         (["--connection", "Nope"], "No Segment connection has the id or name 'Nope'"),

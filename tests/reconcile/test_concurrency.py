@@ -77,7 +77,9 @@ def test_two_workers_reconcile_a_connection_once(reconciling, missed, audit_log,
 
 
 def test_when_both_read_the_same_window_the_messageid_keeps_one(reconciling, missed, monkeypatch):
-    monkeypatch.setattr(claims, "claim", lambda *args: True)  # as if a claim had run out
+    # As if a claim had run out: both hold it, as far as they know.
+    monkeypatch.setattr(claims, "claim", lambda c, now, lease, _: claims.Claim(c.pk, now + lease))
+    monkeypatch.setattr(claims, "renew", lambda *args: True)
     meet_before(monkeypatch, run.outbox, "enqueue")  # both looked: neither event exists
     results = twice_at_once(lambda: reconcile(reconciling, now=LATER))
 

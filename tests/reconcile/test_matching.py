@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from configcat_segment.reconcile.client import AuditEntry
+from configcat_segment.reconcile.answers import AuditEntry
 from configcat_segment.reconcile.matching import ReceivedChange, Scope, ScopedEntry, match
 
 T0 = dt.datetime(2026, 9, 21, 10, 0, tzinfo=dt.UTC)

@@ -150,3 +150,15 @@ def test_the_event_log_shows_each_changes_source_and_links_its_receipt(
         "isAwesomeFeatureEnabled": "webhook",
         "discountRate": "webhook",
     }
+
+
+@pytest.mark.django_db
+def test_get_webhooks_are_never_taken_for_retries(segment_connection, client):
+    """A GET webhook has no body: all are alike, so none is compared with another."""
+    answers = [
+        client.get(segment_connection.webhook_path, headers=headers_for(b"")).json()
+        for _ in range(2)
+    ]
+    assert [(a["status"], a["events"]) for a in answers] == [("processed_with_errors", 1)] * 2
+    assert not WebhookReceipt.objects.filter(outcome=Outcome.DUPLICATE).exists()
+    assert set(WebhookReceipt.objects.values_list("body_sha256", flat=True)) == {""}

@@ -12,6 +12,7 @@ from configcat_segment.reconcile import Busy, received, reconcile, run_due
 from configcat_segment.reconcile.run import ALREADY_FORWARDED, OTHER_SCOPE
 from configcat_segment.segment import payloads
 from configcat_segment.segment.payloads import TRUNCATION_MARK
+from configcat_segment.signals import flag_changed
 from tests.webhooks.conftest import CONFIG_ID, ENVIRONMENT_ID, PRODUCT_ID
 
 from .conftest import API_PASSWORD, LATER, NOW_DT, OTHER_ENVIRONMENT_ID, audit_entry
@@ -308,3 +309,22 @@ def test_an_unexpected_failure_is_recorded_never_taken_for_health(
     assert reconciling.reconciled_until is None
     assert reconciling.reconcile_locked_until is None
     assert audit_events() == []
+
+
+def test_forwarded_changes_send_flag_changed_once_written(reconciling, audit_log, send_webhook):
+    send_webhook(reconciling)
+    audit_entry(audit_log, setting_key="newCheckout", at=NOW_DT + dt.timedelta(minutes=20))
+    heard = []
+
+    def receiver(sender, connection, event, **kwargs):
+        # After the commit: the event is in the database for any connection to read.
+        heard.append((connection.pk, Event.objects.get(pk=event.pk).flag_key, event.source))
+
+    flag_changed.connect(receiver)
+    try:
+        reconcile(reconciling, now=LATER, dry_run=True)
+        assert heard == []
+        reconcile(reconciling, now=LATER)
+    finally:
+        flag_changed.disconnect(receiver)
+    assert heard == [(reconciling.pk, "newCheckout", "audit_log")]

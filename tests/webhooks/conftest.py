@@ -14,7 +14,7 @@ from django.db import connections
 
 from configcat_segment.models import SegmentConnection
 from configcat_segment.webhooks import body
-from configcat_segment.webhooks.body import render_body
+from configcat_segment.webhooks.rendering import render_body
 from configcat_segment.webhooks.signing import signature_headers
 from configcat_segment.webhooks.views import WebhookView
 
@@ -113,11 +113,11 @@ def broken_parser(monkeypatch):
     calls = []
     real = body.parse
 
-    def parse(raw_body):
+    def parse(raw_body, **kwargs):
         calls.append(raw_body)
         if len(calls) == 1:
             raise RuntimeError("parser bug")
-        return real(raw_body)
+        return real(raw_body, **kwargs)
 
     monkeypatch.setattr(body, "parse", parse)
     return calls

@@ -193,7 +193,11 @@ def test_any_bytes_parse_without_raising(body):
 @given(
     st.dictionaries(
         st.sampled_from(["ConfigName", "ChangedBy", "ChangeNotes"]),
-        st.text(st.characters(codec="utf-8", exclude_characters='"\\\x00')),
+        # "##" is left out: the test's body helper would take ##ChangeDetails## in a value
+        # for one of its own template variables.
+        st.text(st.characters(codec="utf-8", exclude_characters='"\\\x00')).filter(
+            lambda value: "##" not in value
+        ),
     )
 )
 def test_unescaped_strings_without_quotes_or_backslashes_round_trip(clean):

@@ -6,12 +6,14 @@ a receipt with its exact body; every other request leaves nothing.
 
 import json
 import string
+import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from configcat_segment.models import Event, SegmentConnection, WebhookReceipt
+from configcat_segment.webhooks.body import TEMPLATE_FIELDS, TEXT_FIELDS
 from configcat_segment.webhooks.receipts import stored_webhook_id
 
 from ..conftest import SIGNING_KEY, SIGNING_KEY_2
@@ -49,7 +51,48 @@ details = st.lists(
     | json_values_of(st.text()),  # written into the body unescaped, so UTF-8 only
     max_size=4,
 )
+
+
+# A change_details entry's fields, with harmless values (raw JSON text).
+ENTRY_FIELDS = {"settingKey": '"k"', "event": '"changed"', "details": '""'}
+
+
+def nested(kind: str, depth: int) -> str:
+    if kind == "array":
+        return "[" * depth + "]" * depth
+    return '{"k":' * depth + "0" + "}" * depth
+
+
+def with_raw_value(field: str, value: str) -> bytes:
+    """A template body whose ``field`` (or a change_details entry's) is the raw JSON text."""
+    entry = dict(ENTRY_FIELDS)
+    raw = dict.fromkeys(TEXT_FIELDS, '"x"')
+    if field in entry:
+        entry[field] = value
+    raw["change_details"] = (
+        value
+        if field == "change_details"
+        else ("[{" + ",".join(f'"{k}":{v}' for k, v in entry.items()) + "}]")
+    )
+    if field in raw and field != "change_details":
+        raw[field] = value
+    return ("{" + ",".join(f'"{k}":{v}' for k, v in raw.items()) + "}").encode()
+
+
+# Deep nesting, in arrays and objects, at every field: up to past the parser's own limit.
+deep_bodies = st.builds(
+    with_raw_value,
+    st.sampled_from([*TEMPLATE_FIELDS, *ENTRY_FIELDS]),
+    st.builds(
+        nested,
+        st.sampled_from(["array", "object"]),
+        # Anywhere, and often near the recursion limit, where parsing a value succeeds and
+        # encoding it again would not (test_limits.py tries every depth there).
+        st.integers(1, 3000) | st.integers(sys.getrecursionlimit() - 150, sys.getrecursionlimit()),
+    ),
+)
 bodies = st.one_of(
+    deep_bodies,
     st.binary(max_size=600),
     st.text(max_size=600).map(str.encode),
     st.dictionaries(template_fields, json_values).map(lambda d: json.dumps(d).encode()),

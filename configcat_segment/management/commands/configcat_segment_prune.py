@@ -16,13 +16,15 @@ from django.core.management.base import CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ...conf import MAX_RETENTION_DAYS, get_settings
+from ...conf import get_settings
+from ...constants import PRUNE_CHUNK
 from ...database import counts
 from ...models import Event
 from ...segment.payloads import isoformat
+from ...settings_validators import MAX_RETENTION_DAYS
 from ..base import JSONCommand, whole_number
 
-CHUNK = 5_000  # rows per DELETE: short transactions, no long lock on a busy table
+CHUNK = PRUNE_CHUNK  # rows per DELETE (tests make it smaller)
 
 
 def next_chunk(old: QuerySet[Event]) -> list[int]:

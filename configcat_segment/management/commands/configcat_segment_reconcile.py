@@ -11,7 +11,7 @@ from django.utils import timezone
 from ...conf import get_settings, setting_path
 from ...models import SegmentConnection
 from ...reconcile import Busy, Outcome, reconcilable, reconcile
-from ...reconcile.client import parse_utc
+from ...reconcile.answers import parse_utc
 from ..base import JSONCommand, get_connection
 
 

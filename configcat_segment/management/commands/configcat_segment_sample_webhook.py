@@ -13,7 +13,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from ...conf import get_settings, setting_path
 from ...models import SegmentConnection
-from ...webhooks.body import render_body
+from ...webhooks.rendering import render_body
 from ...webhooks.signing import signature_headers
 from ..base import JSONCommand, get_connection, seconds
 

@@ -7,10 +7,11 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
 
-from ...conf import MAX_SECONDS, get_settings
+from ...conf import get_settings
 from ...models import EvaluationCounter, Event, EventCount, SegmentConnection
 from ...operations import check
 from ...serializers import connection_json
+from ...settings_validators import MAX_SECONDS
 from ..base import JSONCommand, seconds, whole_number
 
 
@@ -81,9 +82,12 @@ class Command(JSONCommand):
                 "events": totals,
                 # Evaluations not forwarded, summed over every process: "dropped" when
                 # the in-memory buffer was full, "failed" when the SDK could not evaluate.
+                # And a cost: "random_anonymous_ids", the anonymous ids drawn at random
+                # (no cookie, no session) and sent, each one a tracked user in Segment.
                 "evaluations": {
                     EvaluationCounter.DROPPED: 0,
                     EvaluationCounter.FAILED: 0,
+                    EvaluationCounter.RANDOM_ANONYMOUS_IDS: 0,
                     **EvaluationCounter.objects.totals(),
                 },
             }

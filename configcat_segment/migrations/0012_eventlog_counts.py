@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('configcat_segment', '0008_eventlog_search_indexes'),
+        ('configcat_segment', '0011_eventlog_search_indexes'),
     ]
 
     operations = [

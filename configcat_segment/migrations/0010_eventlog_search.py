@@ -2,7 +2,7 @@
 
 PostgreSQL: the ``pg_trgm`` extension (trusted since PostgreSQL 13: the database owner may
 create it). SQLite: an FTS5 trigram table, its triggers, and the index of the events
-already stored. PostgreSQL's indexes follow in 0008, built concurrently.
+already stored. PostgreSQL's indexes follow in 0011, built concurrently.
 """
 
 from django.db import migrations
@@ -13,7 +13,7 @@ from configcat_segment.database.operations import OnVendor
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("configcat_segment", "0006_reconcile_webhook_retries"),
+        ("configcat_segment", "0009_lean_indexes"),
     ]
 
     operations = [

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("configcat_segment", "0007_eventlog_search"),
+        ("configcat_segment", "0010_eventlog_search"),
     ]
 
     operations = [
