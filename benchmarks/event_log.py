@@ -1,13 +1,23 @@
-"""The event log at a million events: server-side render times, beside the admin changelist.
+"""The event log with a million events, against the same pages with a thousand.
 
-    python benchmarks/event_log.py                       # SQLite (a temporary file)
-    python benchmarks/event_log.py --postgres postgres://postgres@127.0.0.1:5432/cs_bench
+    python benchmarks/event_log.py                                    # SQLite only
+    python benchmarks/event_log.py --postgres postgres://postgres@127.0.0.1:5432/cs_bench_el
 
-Each database runs in its own process (Django is configured once per process). The
-events are bulk-generated once per database (SQLite: executemany in one transaction;
-PostgreSQL: INSERT ... SELECT generate_series) and kept for the next run. Every page is
-rendered through the real view by Django's test client, signed in as a superuser; the
-cases are interleaved in each repetition, and the table shows medians in milliseconds.
+Two tables, each at 1,000 and at 1,000,000 events (three connections, 200 flags, 50,000
+users):
+
+- ``30d``: spread over the last 30 days, 96.5 % delivered (a healthy installation);
+- ``24h``: all written in the last 24 hours, 75 % pending, failed or dead (Segment has been
+  down for hours while the site kept evaluating flags: when the page is opened most).
+
+Every table is generated once by the database itself (``INSERT ... SELECT`` over a series)
+and kept for the next run: SQLite files in the temporary directory, PostgreSQL databases
+named after the given one (``cs_bench_el_24h_1000000``; their data is replaced). Each page
+is rendered through the real view by Django's test client as a signed-in superuser (the
+overview and the chart included); the pages are interleaved in each of ``--runs``
+repetitions, in a fresh process per table, and the 1,000- and 1,000,000-event processes
+alternate for ``--rounds`` rounds. The tables give medians over all runs, in milliseconds,
+and the ratio of a million events to a thousand.
 """
 
 from __future__ import annotations
@@ -24,131 +34,158 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 150
+TARGET_RATIO = 2.0
+SIZES = (1_000, 1_000_000)
 NEXT_LINK = re.compile(r'href="([^"]+)" rel="next"')
 
 FLAGS = 200
 USERS = 50_000
-DAYS = 30
+CONNECTIONS = ("Production", "Staging", "Mobile")
+
+# Per table: how long the events span, and the statuses of each 200 consecutive events, in
+# this order: pending, failed, dead, then delivered.
+TABLES: dict[str, dict[str, Any]] = {
+    "30d": {"seconds": 30 * 86_400, "pending": 1, "failed": 1, "dead": 5},
+    "24h": {"seconds": 86_400, "pending": 80, "failed": 50, "dead": 20},
+}
+
+LOG, API = "/configcat-segment/events/", "/configcat-segment/api/events/"
+CASES = (
+    "event log: first page",
+    "event log: status dead + one flag key",
+    "event log: 50th page (cursor)",
+    "event log: search, rare text",
+    "event log: search, common text",
+    "JSON API: first page",
+    "JSON API: status dead + one flag key",
+    "JSON API: 50th page (cursor)",
+)
 
 
-def status_of(i: int) -> str:
-    """96.5 % delivered, 0.5 % pending, 0.5 % failed, 2.5 % dead."""
-    slot = i % 200
-    if slot < 1:
-        return "pending"
-    if slot < 2:
-        return "failed"
-    if slot < 7:
-        return "dead"
-    return "delivered"
+def cases(client: Any, count: int) -> dict[str, str]:
+    """The URL of each case. The filter's flag is that of the newest dead event, so that it
+    matches something at either size; the rare text matches one user's 7 events."""
+    from configcat_segment.models import Event
+
+    dead = Event.objects.filter(status="dead").order_by("-pk").values_list("flag_key")[:1]
+    flagged = f"?status=dead&flag_key={dead.get()[0]}"
+    urls = [
+        LOG,
+        LOG + flagged,
+        fiftieth(client, LOG, api=False),
+        LOG + f"?q=user-{count * 2 // 5 // 7}",
+        LOG + "?q=flag_1",
+        API,
+        API + flagged,
+        fiftieth(client, API, api=True),
+    ]
+    return dict(zip(CASES, urls, strict=True))
 
 
 # -- data ---------------------------------------------------------------------------------
 
+# i = 1 .. count; the event i is created (count - i) * step seconds before now. Each user has
+# 7 consecutive events; the flags shift by one every 200 events, so that every flag meets
+# every status.
+STATUS_SQL = """CASE WHEN i % 200 < {pending} THEN 'pending'
+    WHEN i % 200 < {pending} + {failed} THEN 'failed'
+    WHEN i % 200 < {pending} + {failed} + {dead} THEN 'dead' ELSE 'delivered' END"""
 
-def generate_sqlite(cursor: Any, connection_ids: list[str], count: int, now: float) -> None:
-    import datetime as dt
+SQLITE_INSERT = """
+WITH RECURSIVE series(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM series WHERE i < {count}),
+rows AS (
+    SELECT i, {status} AS status,
+        'flag_' || ((i + i / 200) % {flags}) AS flag, 'user-' || ((i / 7) % {users}) AS user,
+        CASE WHEN i % 10 >= 8 THEN 'identify' ELSE 'track' END AS type,
+        CASE WHEN i % 10 = 0 THEN 'Feature Flag Changed'
+             WHEN i % 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END AS name,
+        {now} - ({count} - i) * {step} AS at
+    FROM series
+)
+INSERT INTO configcat_segment_event (id, connection_id, type, event_name, flag_key, user_id,
+    message_id, payload, status, attempts, next_attempt_at, last_error, created_at, queued_at,
+    delivered_at)
+SELECT i, CASE i % 3 WHEN 0 THEN '{c0}' WHEN 1 THEN '{c1}' ELSE '{c2}' END, type, name,
+    flag, user, 'bench-' || i,
+    json_object('type', type, 'event', name, 'userId', user,
+        'properties', json_object('feature_flag_key', flag,
+            'value', json(CASE WHEN i % 2 = 0 THEN 'true' ELSE 'false' END),
+            'variation_id', 'v1'),
+        'timestamp', strftime('%Y-%m-%dT%H:%M:%fZ', at, 'unixepoch'), 'messageId', 'bench-' || i,
+        'context', json_object('integration',
+            json_object('name', 'configcat', 'version', '1.0.0'))),
+    status,
+    CASE status WHEN 'delivered' THEN 1 WHEN 'failed' THEN 3 WHEN 'dead' THEN 20 ELSE 0 END,
+    strftime('%Y-%m-%d %H:%M:%f', at + 60, 'unixepoch'),
+    CASE status WHEN 'failed' THEN 'HTTP 503 Service Unavailable'
+        WHEN 'dead' THEN 'HTTP 400: invalid message' ELSE '' END,
+    strftime('%Y-%m-%d %H:%M:%f', at, 'unixepoch'), strftime('%Y-%m-%d %H:%M:%f', at, 'unixepoch'),
+    CASE WHEN status = 'delivered' THEN strftime('%Y-%m-%d %H:%M:%f', at + 1, 'unixepoch') END
+FROM rows
+"""
 
-    step = DAYS * 86400 / count
-    errors = {"failed": "HTTP 503 Service Unavailable", "dead": "HTTP 400: invalid message"}
-    kinds = [("track", "Feature Flag Changed")] + [("track", "Feature Flag Evaluated")] * 7
-    kinds += [("identify", "")] * 2
-
-    def row(i: int) -> tuple[Any, ...]:
-        created = dt.datetime.fromtimestamp(now - (count - i) * step, dt.UTC)
-        naive = created.replace(tzinfo=None)  # how Django stores UTC times in SQLite
-        status = status_of(i)
-        kind, name = kinds[i % 10]
-        flag, user = f"flag_{i % FLAGS}", f"user-{i % USERS}"
-        payload = {
-            "type": kind,
-            **({"event": name} if name else {}),
-            "userId": user,
-            "properties": {"feature_flag_key": flag, "value": i % 2 == 0, "variation_id": "v1"},
-            "timestamp": created.isoformat(),
-            "messageId": f"bench-{i}",
-            "context": {"integration": {"name": "configcat", "version": "1.0.0"}},
-        }
-        stamp = naive.isoformat(sep=" ")
-        return (
-            i,
-            connection_ids[i % len(connection_ids)],
-            kind,
-            name,
-            flag,
-            user,
-            f"bench-{i}",
-            json.dumps(payload),
-            status,
-            {"delivered": 1, "failed": 3, "dead": 20}.get(status, 0),
-            stamp,
-            errors.get(status, ""),
-            stamp,
-            stamp,
-            (naive + dt.timedelta(seconds=1)).isoformat(sep=" ") if status == "delivered" else None,
-        )
-
-    sql = (
-        "INSERT INTO configcat_segment_event (id, connection_id, type, event_name, flag_key, "
-        "user_id, message_id, payload, status, attempts, next_attempt_at, last_error, "
-        "created_at, queued_at, delivered_at) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    chunk = 50_000
-    for start in range(1, count + 1, chunk):
-        cursor.executemany(sql, [row(i) for i in range(start, min(start + chunk, count + 1))])
-
-
-# The same rows as generate_sqlite() writes, made by PostgreSQL itself.
 POSTGRES_INSERT = """
 INSERT INTO configcat_segment_event (id, connection_id, type, event_name, flag_key, user_id,
     message_id, payload, status, attempts, next_attempt_at, last_error, created_at, queued_at,
     delivered_at)
-SELECT i, (%(connections)s::uuid[])[1 + i %% %(n_connections)s],
-    CASE WHEN i %% 10 >= 8 THEN 'identify' ELSE 'track' END,
-    CASE WHEN i %% 10 = 0 THEN 'Feature Flag Changed'
-         WHEN i %% 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END,
-    'flag_' || (i %% %(flags)s), 'user-' || (i %% %(users)s), 'bench-' || i,
-    jsonb_build_object('type', CASE WHEN i %% 10 >= 8 THEN 'identify' ELSE 'track' END,
-        'userId', 'user-' || (i %% %(users)s),
-        'properties', jsonb_build_object('feature_flag_key', 'flag_' || (i %% %(flags)s),
-            'value', i %% 2 = 0, 'variation_id', 'v1'),
-        'timestamp', created, 'messageId', 'bench-' || i,
+SELECT i, (ARRAY['{c0}', '{c1}', '{c2}']::uuid[])[1 + (i + 2) % 3], type, name, flag, usr,
+    'bench-' || i,
+    jsonb_build_object('type', type, 'event', name, 'userId', usr,
+        'properties', jsonb_build_object('feature_flag_key', flag, 'value', i % 2 = 0,
+            'variation_id', 'v1'),
+        'timestamp', at, 'messageId', 'bench-' || i,
         'context', jsonb_build_object('integration',
             jsonb_build_object('name', 'configcat', 'version', '1.0.0'))),
-    s.status,
-    CASE s.status WHEN 'delivered' THEN 1 WHEN 'failed' THEN 3 WHEN 'dead' THEN 20 ELSE 0 END,
-    created,
-    CASE s.status WHEN 'failed' THEN 'HTTP 503 Service Unavailable'
-         WHEN 'dead' THEN 'HTTP 400: invalid message' ELSE '' END,
-    created, created,
-    CASE WHEN s.status = 'delivered' THEN created + interval '1 second' END
-FROM generate_series(1, %(count)s) AS i,
-    LATERAL (SELECT to_timestamp(%(now)s - (%(count)s - i) * %(step)s) AS created) AS t,
-    LATERAL (SELECT CASE WHEN i %% 200 < 1 THEN 'pending' WHEN i %% 200 < 2 THEN 'failed'
-                         WHEN i %% 200 < 7 THEN 'dead' ELSE 'delivered' END AS status) AS s
+    status,
+    CASE status WHEN 'delivered' THEN 1 WHEN 'failed' THEN 3 WHEN 'dead' THEN 20 ELSE 0 END,
+    at + interval '60 seconds',
+    CASE status WHEN 'failed' THEN 'HTTP 503 Service Unavailable'
+        WHEN 'dead' THEN 'HTTP 400: invalid message' ELSE '' END,
+    at, at, CASE WHEN status = 'delivered' THEN at + interval '1 second' END
+FROM generate_series(1, {count}) AS i,
+    LATERAL (SELECT {status} AS status, 'flag_' || ((i + i / 200) % {flags}) AS flag,
+        'user-' || ((i / 7) % {users}) AS usr,
+        CASE WHEN i % 10 >= 8 THEN 'identify' ELSE 'track' END AS type,
+        CASE WHEN i % 10 = 0 THEN 'Feature Flag Changed'
+             WHEN i % 10 < 8 THEN 'Feature Flag Evaluated' ELSE '' END AS name,
+        to_timestamp({now} - ({count} - i) * {step}) AS at) AS r
 """
 
 
-def generate_postgres(cursor: Any, connection_ids: list[str], count: int, now: float) -> None:
-    parameters = {
-        "connections": connection_ids,
-        "n_connections": len(connection_ids),
+def generate(
+    cursor: Any,
+    vendor: str,
+    table: str,
+    count: int,
+    connection_ids: list[str],
+    *,
+    shape: dict[str, Any] | None = None,
+    end: float | None = None,
+) -> None:
+    """``count`` events in the shape of ``table`` (or ``shape``), the newest at ``end`` (now)."""
+    shape = shape or TABLES[table]
+    values = {
         "count": count,
-        "now": now,
-        "step": DAYS * 86400 / count,
+        "now": time.time() if end is None else end,
+        "step": shape["seconds"] / count,
         "flags": FLAGS,
         "users": USERS,
+        "status": STATUS_SQL.format(**shape),
+        **{f"c{n}": connection_id for n, connection_id in enumerate(connection_ids)},
     }
-    cursor.execute(POSTGRES_INSERT, parameters)
-    sequence = "SELECT setval(pg_get_serial_sequence('configcat_segment_event', 'id'), %s)"
-    cursor.execute(sequence, [count])
+    if vendor == "postgresql":
+        cursor.execute(POSTGRES_INSERT.format(**values))
+        sequence = "SELECT setval(pg_get_serial_sequence('configcat_segment_event', 'id'), %s)"
+        cursor.execute(sequence, [count])
+    else:
+        cursor.execute(SQLITE_INSERT.format(**values))
 
 
-def prepare(count: int) -> None:
+def prepare(table: str, count: int) -> None:
     from django.core.management import call_command
     from django.db import connection, transaction
 
@@ -163,35 +200,49 @@ def prepare(count: int) -> None:
         SegmentConnection.objects.create(
             name=name, write_key=f"bench_write_key_{name}_0123456789", region="us"
         )
-        for name in ("Production", "Staging", "Mobile")
+        for name in CONNECTIONS
     ]
-    started = time.perf_counter()
     ids = [str(c.pk) if connection.vendor == "postgresql" else c.pk.hex for c in connections]
+    started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            generate_postgres(cursor, ids, count, time.time())
-        else:
-            generate_sqlite(cursor, ids, count, time.time())
+        generate(cursor, connection.vendor, table, count, ids)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The steady state of a live table: autovacuum (triggered by inserts since
-            # PostgreSQL 13) sets the visibility map soon after a bulk load, which lets the
-            # overview's counts be index-only scans. Outside a transaction, as VACUUM must be.
-            cursor.execute("VACUUM ANALYZE configcat_segment_event")
+            # PostgreSQL 13) sets the visibility map soon after a bulk load, which lets
+            # counts be index-only scans. Outside a transaction, as VACUUM must be.
+            cursor.execute("VACUUM ANALYZE")
         else:
             cursor.execute("ANALYZE")
-    print(f"generated {count:,} events in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    took = time.perf_counter() - started
+    print(f"  generated {count:,} events ({table}) in {took:.0f} s", file=sys.stderr)
 
 
 # -- measuring ----------------------------------------------------------------------------
 
 
-def measure(count: int, runs: int) -> dict[str, Any]:
+def fiftieth(client: Any, url: str, api: bool) -> str:
+    """The 50th page's URL, reached as a user (or a script) would: "Older" 49 times. (With
+    1,000 events, 50 a page, the last page is the 20th: that one.)"""
+    for _ in range(49):
+        if api:
+            older = client.get(url).json()["next"]
+            if older is None:
+                break
+            url = older.removeprefix("http://testserver")
+        else:
+            link = NEXT_LINK.search(client.get(url).content.decode())
+            if link is None:
+                break
+            url = LOG + html.unescape(link[1])
+    return url
+
+
+def measure(table: str, count: int, runs: int) -> dict[str, list[float]]:
     from django.contrib.auth import get_user_model
-    from django.db import connection
     from django.test import Client
 
-    prepare(count)
+    prepare(table, count)
     user_model = get_user_model()
     user = user_model.objects.filter(
         username="bench"
@@ -200,44 +251,41 @@ def measure(count: int, runs: int) -> dict[str, Any]:
     )
     client = Client()
     client.force_login(user)
-
-    # The 50th page, reached as a user would: following "Older" 49 times.
-    url = "/configcat-segment/events/"
-    for _ in range(49):
-        page = client.get(url).content.decode()
-        url = "/configcat-segment/events/" + html.unescape(NEXT_LINK.search(page)[1])
-    fiftieth = url
-
-    log, admin = "/configcat-segment/events/", "/admin/configcat_segment/event/"
-    cases = {
-        "event log: first page": log,
-        "event log: status dead + one flag key": log + "?status=dead&flag_key=flag_7",
-        "event log: 50th page (cursor)": fiftieth,
-        "event log: search (substring)": log + "?q=user-4242",
-        "JSON API: first page": "/configcat-segment/api/events/",
-        "admin changelist: first page": admin,
-        "admin changelist: status dead + one flag key": admin + "?status__exact=dead&q=flag_7",
-        "admin changelist: 50th page": admin + "?p=49",
-    }
-    timings: dict[str, list[float]] = {name: [] for name in cases}
-    for url in cases.values():  # warm up caches, templates, connections
+    urls = cases(client, count)
+    timings: dict[str, list[float]] = {name: [] for name in urls}
+    for url in urls.values():  # warm up caches, templates, connections
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
     for _ in range(runs):
-        for name, url in cases.items():
+        for name, url in urls.items():
             started = time.perf_counter()
             response = client.get(url)
             if hasattr(response, "render") and not response.is_rendered:
                 response.render()
             timings[name].append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200
-    return {
-        "vendor": connection.vendor,
-        "medians": {name: statistics.median(values) for name, values in timings.items()},
-    }
+    return timings
 
 
-def child(database_url: str, count: int, runs: int) -> None:
+def export_times(table: str, count: int) -> dict[str, float]:
+    """Seconds to download every event once as CSV and once as JSON Lines (streamed)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    prepare(table, count)
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench"))
+    seconds = {}
+    for fmt in ("csv", "jsonl"):
+        started = time.perf_counter()
+        response = client.get(f"{LOG}export.{fmt}")
+        lines = sum(piece.count(b"\n") for piece in response.streaming_content)
+        seconds[fmt] = time.perf_counter() - started
+        assert lines >= count, (fmt, lines)
+    return seconds
+
+
+def child(database_url: str, table: str, count: int, runs: int, export: bool = False) -> None:
     os.environ.update(
         {
             "DATABASE_URL": database_url,
@@ -252,83 +300,111 @@ def child(database_url: str, count: int, runs: int) -> None:
     import django
 
     django.setup()
-    print(json.dumps(measure(count, runs)))
+    print(json.dumps(export_times(table, count) if export else measure(table, count, runs)))
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+def sqlite_url(directory: str, table: str, count: int) -> str:
+    return f"sqlite:///{Path(directory) / f'configcat_segment_bench_{table}_{count}.sqlite3'}"
+
+
+def postgres_url(base: str, table: str, count: int) -> str:
+    """``base``'s server, a database of its own for this table (created when missing)."""
+    import psycopg
+
+    parts = urlsplit(base)
+    name = f"{parts.path.lstrip('/')}_{table}_{count}"
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as db:
+        if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            db.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def run_child(url: str, table: str, count: int, runs: int) -> dict[str, list[float]]:
+    command = [sys.executable, __file__, "--child", url, "--table", table]
+    command += ["--events", str(count), "--runs", str(runs)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    sys.stderr.write(out.stderr)
+    timings: dict[str, list[float]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return timings
+
+
+def report(
+    label: str,
+    results: dict[tuple[str, int], dict[str, list[float]]],
+    tables: list[str],
+    sizes: tuple[int, int],
+) -> None:
+    small, big = sizes
+    print(f"\n{label}: median ms over all runs; ratio = {big:,} events / {small:,} events")
+    print(f"(targets: at most {TARGET_MS} ms and {TARGET_RATIO:.0f}x)\n")
+    header = "| page |" + "".join(
+        f" {table}: {small:,} | {table}: {big:,} | {table}: ratio |" for table in tables
+    )
+    print(header)
+    print("|---|" + "---:|---:|---:|" * len(tables))
+    missed = []
+    for name in CASES:
+        cells = []
+        for table in tables:
+            few = statistics.median(results[table, small][name])
+            many = statistics.median(results[table, big][name])
+            ratio = many / few
+            cells += [f"{few:.1f}", f"{many:.1f}", f"{ratio:.2f}x"]
+            if many > TARGET_MS or ratio > TARGET_RATIO:
+                missed.append(f"{name} ({table}): {many:.1f} ms, {ratio:.2f}x")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nmissed: " + ("; ".join(missed) if missed else "none"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per process")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per table and size")
+    parser.add_argument("--sqlite-dir", default=tempfile.gettempdir())
+    parser.add_argument("--postgres", help="a PostgreSQL database URL (its name is a prefix)")
+    parser.add_argument("--only", choices=sorted(TABLES), help="one table only")
     parser.add_argument(
-        "--sqlite", default=str(Path(tempfile.gettempdir()) / "configcat_segment_bench.sqlite3")
+        "--sizes", type=int, nargs=2, default=SIZES, help="the two table sizes compared"
     )
-    parser.add_argument("--postgres", help="a PostgreSQL database URL (its data is replaced)")
+    parser.add_argument(
+        "--export", action="store_true", help="also time one full CSV and JSON Lines download"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--table", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.events, args.runs)
+        child(args.child, args.table, args.events, args.runs, args.export)
         return
 
-    databases = [("SQLite", f"sqlite:///{args.sqlite}")]
+    databases = [("SQLite", lambda table, n: sqlite_url(args.sqlite_dir, table, n))]
     if args.postgres:
-        databases.append(("PostgreSQL", args.postgres))
-    results = {}
-    for label, url in databases:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                url,
-                "--events",
-                str(args.events),
-                "--runs",
-                str(args.runs),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        sys.stderr.write(out.stderr)
-        results[label] = json.loads(out.stdout.strip().splitlines()[-1])["medians"]
-
-    names = list(next(iter(results.values())))
-    width = max(len(n) for n in names)
-    runs = f"median of {args.runs} interleaved runs"
-    print(f"{args.events:,} events; {runs}, in ms (target: at most {TARGET_MS} ms)\n")
-    header = f"| {'page':<{width}} |" + "".join(f" {label:>10} |" for label in results)
-    print(header)
-    print(
-        "|"
-        + "-" * (width + 2)
-        + "|"
-        + "".join("-" * 12 + ":|" for _ in results).replace("-:|", ":|")
-    )
-    for name in names:
-        print(
-            f"| {name:<{width}} |"
-            + "".join(f" {results[label][name]:>10.1f} |" for label in results)
-        )
-    print()
-    pairs = [
-        ("first page", "event log: first page", "admin changelist: first page"),
-        (
-            "status dead + one flag key",
-            "event log: status dead + one flag key",
-            "admin changelist: status dead + one flag key",
-        ),
-        ("50th page", "event log: 50th page (cursor)", "admin changelist: 50th page"),
-    ]
-    print(
-        "| admin changelist time / event log time |"
-        + "".join(f" {label:>10} |" for label in results)
-    )
-    print("|---|" + "---:|" * len(results))
-    for label_, log, admin in pairs:
-        print(
-            f"| {label_} |"
-            + "".join(f" {results[db][admin] / results[db][log]:>9.1f}x |" for db in results)
-        )
+        databases.append(("PostgreSQL", lambda table, n: postgres_url(args.postgres, table, n)))
+    tables = [args.only] if args.only else list(TABLES)
+    for label, url_for in databases:
+        results: dict[tuple[str, int], dict[str, list[float]]] = {}
+        for table in tables:
+            for _ in range(args.rounds):
+                for count in args.sizes:  # alternating, so that both see the same machine
+                    print(f"{label}, {table}, {count:,} events", file=sys.stderr)
+                    timings = run_child(url_for(table, count), table, count, args.runs)
+                    for name, values in timings.items():
+                        results.setdefault((table, count), {}).setdefault(name, []).extend(values)
+        report(label, results, tables, tuple(args.sizes))
+        if args.export:
+            big = max(args.sizes)
+            for table in tables:
+                command = [sys.executable, __file__, "--child", url_for(table, big)]
+                command += ["--table", table, "--events", str(big), "--export"]
+                out = subprocess.run(command, check=True, capture_output=True, text=True)
+                took = json.loads(out.stdout.strip().splitlines()[-1])
+                print(
+                    f"export of {big:,} events ({table}): CSV {took['csv']:.0f} s, "
+                    f"JSON Lines {took['jsonl']:.0f} s"
+                )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from .eventlog import api as eventlog_api
 from .eventlog import views as eventlog
@@ -12,6 +12,7 @@ urlpatterns = [
     # The event log: pages, and the JSON API that feeds their live refresh.
     path("events/", eventlog.event_list, name="event_list"),
     path("events/retry/", eventlog.bulk_retry, name="event_bulk_retry"),
+    re_path(r"^events/export\.(?P<fmt>csv|jsonl)$", eventlog.event_export, name="event_export"),
     path("events/<int:pk>/", eventlog.event_detail, name="event_detail"),
     path("events/<int:pk>/retry/", eventlog.retry_event, name="event_retry"),
     path("events/<int:pk>/replay/", eventlog.replay_event, name="event_replay"),

@@ -47,9 +47,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     # Segment's protocol: payloads, batching, retry verdicts, the guarded HTTP transport.
     ("segment", frozenset({"segment"})),
-    # The tables: connections, receipts, events (the outbox and the log), counters; and
-    # the index operations their migrations use.
-    ("models", frozenset({"models", "migration_operations"})),
+    # The tables: connections, receipts, events (the outbox and the log), counters; the
+    # index operations their migrations use; and the SQL the database runs for them
+    # (the event log's search index and event counts, kept by triggers).
+    ("models", frozenset({"models", "migration_operations", "database"})),
     # Writing events (the outbox) and delivering them (dispatcher, runner, backends).
     ("delivery", frozenset({"delivery"})),
     # The two producers of events: flag changes (webhooks) and flag evaluations.

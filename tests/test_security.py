@@ -301,6 +301,7 @@ def test_an_internal_endpoint_stored_anyway_is_refused_when_sending(make_connect
 PROTECTED = [
     ("get", "configcat_segment:event_list", "view_event", 200),
     ("get", "configcat_segment:event_detail", "view_event", 200),
+    ("get", "configcat_segment:event_export", "view_event", 200),
     ("get", "configcat_segment:event_bulk_retry", "change_event", 200),
     ("post", "configcat_segment:event_bulk_retry", "change_event", 302),
     ("post", "configcat_segment:event_retry", "change_event", 302),
@@ -357,6 +358,8 @@ def url_of(target: str, objects: dict[str, Any]) -> str:
     if target.startswith("/"):
         return target.format(**objects)
     name = target.split(":")[1]
+    if name == "event_export":
+        return reverse(target, args=["csv"])
     needs_pk = name in {"event_detail", "event_retry", "event_replay", "api_event"}
     return reverse(target, args=[objects["event"]] if needs_pk else [])
 
@@ -519,8 +522,9 @@ def every_page(console: dict[str, Any]) -> list[str]:
             args=[events[0].pk] if "<int:pk>" in str(p.pattern) else [],
         )
         for p in app_urlpatterns
-        if p.name != "webhook"
+        if p.name not in {"webhook", "event_export"}
     ]
+    app += [reverse("configcat_segment:event_export", args=[fmt]) for fmt in ("csv", "jsonl")]
     app += [reverse("configcat_segment:webhook", args=[c.pk]) for c in connections]
     app += [reverse("configcat_segment:event_detail", args=[e.pk]) for e in events]
     app += [reverse("configcat_segment:api_event", args=[e.pk]) for e in events]
@@ -570,7 +574,8 @@ def test_no_page_answer_or_log_line_shows_a_secret(
         response = client.get(url, follow=True)
         # The health endpoint answers 503 while a connection is unhealthy, as designed.
         assert response.status_code < 500 or url.endswith("/health/"), url
-        text = response.content.decode() + json.dumps(dict(response.headers))
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        text = body.decode() + json.dumps(dict(response.headers))
         leaks += [(url, s) for s in secrets for form in forms_of(s) if form in text]
     log_text = "\n".join(record.getMessage() for record in caplog.records)
     assert leaks == []

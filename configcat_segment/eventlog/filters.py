@@ -11,8 +11,9 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from django.db import connections
 from django.db.models import Q, QuerySet
 from django.utils.formats import number_format
 from django.utils.text import Truncator
@@ -21,6 +22,8 @@ from django.utils.translation import gettext_lazy as _
 from ..constants import EXPERIMENT_VIEWED, FLAG_CHANGED, FLAG_EVALUATED
 from ..models import Event
 from ..text import contains_nul
+from . import search as search_index
+from .pagination import Window, keyset
 
 # The query parameters, in the order the page shows them.
 PARAMS: Final = ("connection", "kind", "status", "flag_key", "user_id", "since", "until", "q")
@@ -53,6 +56,8 @@ MAX_LENGTHS: Final = {
 # How much of a value an error message repeats.
 ECHO_LENGTH: Final = 40
 
+R = TypeVar("R")  # what a queryset's rows are (models, tuples)
+
 
 @dataclass(frozen=True)
 class EventFilter:
@@ -75,6 +80,22 @@ class EventFilter:
 
     def apply(self, queryset: QuerySet[Event]) -> QuerySet[Event]:
         """``queryset`` narrowed to the events this filter shows (lazy: no query runs)."""
+        narrowed = self.narrow(queryset)
+        if not self.search:
+            return narrowed
+        return narrowed.filter(search_index.condition(self.search, connections[queryset.db].vendor))
+
+    def rows(self, queryset: QuerySet[Event, R]) -> Window[R]:
+        """The events this filter shows, read by keyset (see ``pagination``): what a page or
+        an export reads. A search walks its index (see ``search``)."""
+        narrowed = self.narrow(queryset)
+        if not self.search:
+            return keyset(narrowed)
+        others = any(name != "q" for name in self.params)
+        return search_index.window(narrowed, self.search, narrowed=others)
+
+    def narrow(self, queryset: QuerySet[Event, R]) -> QuerySet[Event, R]:
+        """``queryset`` narrowed by every filter but the search."""
         lookups = Q()
         if self.connection is not None:
             lookups &= Q(connection_id=self.connection)
@@ -90,8 +111,6 @@ class EventFilter:
             lookups &= Q(created_at__gte=self.since)
         if self.until is not None:
             lookups &= Q(created_at__lt=self.until)
-        if self.search:
-            lookups &= Q(flag_key__icontains=self.search) | Q(user_id__icontains=self.search)
         return queryset.filter(lookups)
 
 
@@ -138,6 +157,14 @@ def parse(params: Mapping[str, str], tz: dt.tzinfo = dt.UTC) -> tuple[EventFilte
                 # No stored text contains one (they are replaced when written), and
                 # PostgreSQL refuses it in a query.
                 errors[name] = str(_("A NUL character cannot be searched for."))
+            elif name == "q" and len(raw) < search_index.MIN_LENGTH:
+                errors[name] = str(
+                    _(
+                        "Search for at least %(min)d characters; for a shorter flag key or "
+                        "user id, use its exact filter."
+                    )
+                    % {"min": search_index.MIN_LENGTH}
+                )
             else:
                 values[attribute] = valid[name] = raw
 

@@ -52,10 +52,10 @@ def list_events(params: Mapping[str, str], *, size: int | None = None) -> Listin
                 "This page link is not valid (it may have been cut short); "
                 "showing the newest events instead."
             )
-    queryset = event_filter.apply(
+    events = event_filter.rows(
         Event.objects.select_related("connection")
         .defer("payload")
         .annotate(source_marker=KT("payload__properties__source"))  # Event.source
     )
-    page = paginate(queryset, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
+    page = paginate(events, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
     return Listing(filter=event_filter, errors=errors, page=page)

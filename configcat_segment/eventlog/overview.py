@@ -1,21 +1,20 @@
 """The event log's overview: is forwarding working, per connection and hour by hour?
 
-A fixed, small number of queries whatever the size of the table, each answered from an
-index: the counts read only the entries of events that are not delivered (a few, when all
-is well), the last delivery is one index probe per connection, and the chart counts the
-last 24 hours hour by hour.
+Two queries, whose cost does not grow with the events table: the counts (per connection
+and status, and per hour for the chart) are read from ``EventCount``, which the database
+keeps exact (a few rows per connection and hour), and each connection's last delivery and
+last error are index probes (newest delivered, newest failed, newest dead).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, OuterRef, Subquery, Value
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from ..models import EvaluationCounter, Event, SegmentConnection
+from ..models import EvaluationCounter, Event, EventCount, SegmentConnection
 
 HOUR = dt.timedelta(hours=1)
 # Bottom to top in the chart.
@@ -54,32 +53,30 @@ class HourlyCounts:
 
 def connection_health() -> list[ConnectionHealth]:
     """Every connection with its waiting events, last delivery and last error (3 queries)."""
-    last_delivery = (
-        Event.objects.filter(connection=OuterRef("pk"), delivered_at__isnull=False)
-        .order_by("-delivered_at")
-        .values("delivered_at")[:1]
-    )
+
+    def newest(events: QuerySet[Event], field: str) -> Subquery:
+        return Subquery(
+            events.filter(connection=OuterRef("pk")).order_by(f"-{field}").values(field)[:1]
+        )
+
     connections = list(
-        SegmentConnection.objects.annotate(last_delivery=Subquery(last_delivery)).order_by("name")
+        SegmentConnection.objects.annotate(
+            last_delivery=newest(Event.objects.filter(delivered_at__isnull=False), "delivered_at"),
+            # One probe per status: "failed or dead" would read them all to find the newest.
+            last_failed=newest(Event.objects.filter(status=Event.Status.FAILED), "pk"),
+            last_dead=newest(Event.objects.filter(status=Event.Status.DEAD), "pk"),
+        ).order_by("name")
     )
-    counts: dict[object, dict[str, int]] = defaultdict(dict)
-    newest_failure: dict[object, int] = {}
-    rows = (
-        Event.objects.filter(status__in=Event.WAITING)
-        .values_list("connection_id", "status")
-        .annotate(n=Count("pk"), newest=Max("pk"))
-        .order_by()
-    )
-    for connection_id, status, n, newest in rows:
-        counts[connection_id][status] = n
-        if status != Event.Status.PENDING:
-            newest_failure[connection_id] = max(newest, newest_failure.get(connection_id, 0))
-    errors = {
-        connection_id: (pk, error)
-        for pk, connection_id, error in Event.objects.filter(
-            pk__in=newest_failure.values()
-        ).values_list("pk", "connection_id", "last_error")
+    newest_failure = {
+        c.pk: max(c.last_failed or 0, c.last_dead or 0)  # type: ignore[attr-defined]
+        for c in connections
     }
+    errors = dict(
+        Event.objects.filter(pk__in=[pk for pk in newest_failure.values() if pk]).values_list(
+            "pk", "last_error"
+        )
+    )
+    counts = EventCount.objects.by_connection(Event.WAITING)
     return [
         ConnectionHealth(
             connection=connection,
@@ -87,8 +84,8 @@ def connection_health() -> list[ConnectionHealth]:
             pending=counts[connection.pk].get(Event.Status.PENDING, 0),
             failed=counts[connection.pk].get(Event.Status.FAILED, 0),
             dead=counts[connection.pk].get(Event.Status.DEAD, 0),
-            last_error=errors.get(connection.pk, (None, ""))[1],
-            last_error_event_id=errors.get(connection.pk, (None, ""))[0],
+            last_error=errors.get(newest_failure[connection.pk], ""),
+            last_error_event_id=newest_failure[connection.pk] or None,
         )
         for connection in connections
     ]
@@ -109,23 +106,14 @@ def evaluation_counters() -> dict[str, int]:
 def events_per_hour(now: dt.datetime | None = None, hours: int = 24) -> list[HourlyCounts]:
     """Events created in each of the last ``hours`` hours (the current one included), by status.
 
-    Hours are those of the current time zone; hours without events are there, empty.
+    The hours are UTC hours (what the counts are kept by), shown in the current time zone:
+    its own hours wherever it is a whole number of hours from UTC. Hours without events
+    are there, empty.
     """
-    local_now = timezone.localtime(now or timezone.now())
-    # Arithmetic in UTC: adding hours to a local time is wall-clock arithmetic across DST.
-    this_hour = local_now.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    moment = (now or timezone.now()).astimezone(dt.UTC)
+    this_hour = moment.replace(minute=0, second=0, microsecond=0)
     starts = [this_hour - dt.timedelta(hours=hours - 1 - n) for n in range(hours)]
-    buckets = [HourlyCounts(timezone.localtime(start)) for start in starts]
-    # One range count per hour, joined into a single query: each part reads its hour from
-    # the (created_at, status) index, and no database has to compute an hour per row.
-    by_status = Event.objects.order_by().values_list("status")
-    per_hour = [
-        by_status.filter(created_at__gte=start, created_at__lt=start + HOUR).annotate(
-            hour=Value(n), n=Count("*")
-        )
-        for n, start in enumerate(starts)
+    counted = EventCount.objects.by_hour(starts[0], this_hour + HOUR)
+    return [
+        HourlyCounts(timezone.localtime(start), dict(counted.get(start, {}))) for start in starts
     ]
-    # Ordered by a selected column: a combined query cannot use the model's default order.
-    for status, hour, n in per_hour[0].union(*per_hour[1:], all=True).order_by("hour"):
-        buckets[hour].counts[status] = n
-    return buckets

@@ -4,6 +4,9 @@ A page is "the ``size`` events older (or newer) than event N", found through the
 key's index; there is no ``COUNT(*)`` and no ``OFFSET``, so the 50th page costs what the
 first one does, even with millions of rows. The cursor in a link is opaque text; it is
 validated before use and a bad one is refused with :class:`InvalidCursor`.
+
+Rows come from a :data:`Window`: :func:`keyset` makes one from a queryset; search on SQLite
+makes its own, walking its full-text index (``search.fts_window``).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 from django.db.models import Model, QuerySet
 
@@ -48,6 +52,25 @@ class Cursor:
 
 
 M = TypeVar("M", bound=Model)
+R = TypeVar("R")
+
+Window: TypeAlias = Callable[[int | None, bool, int], list[R]]
+"""``window(bound, newer, limit)``: up to ``limit`` rows older than the row ``bound`` (the
+newest rows when None), newest first; or, when ``newer``, rows newer than ``bound``, oldest
+first."""
+
+
+def keyset(queryset: QuerySet[Any, R]) -> Window[R]:
+    """The rows of ``queryset`` by primary key, read through its index one window at a time."""
+
+    def rows(bound: int | None, newer: bool, limit: int) -> list[R]:
+        if newer:
+            return list(queryset.filter(pk__gt=bound).order_by("pk")[:limit])
+        if bound is not None:
+            return list(queryset.filter(pk__lt=bound).order_by("-pk")[:limit])
+        return list(queryset.order_by("-pk")[:limit])
+
+    return rows
 
 
 @dataclass(frozen=True)
@@ -61,10 +84,11 @@ class Page(Generic[M]):
         return self.previous is None
 
 
-def paginate(queryset: QuerySet[M], cursor: Cursor | None, size: int) -> Page[M]:
-    """One page of ``queryset``, newest (highest primary key) first, in a single query."""
+def paginate(source: QuerySet[M] | Window[M], cursor: Cursor | None, size: int) -> Page[M]:
+    """One page of ``source``, newest (highest primary key) first; one query for a queryset."""
+    window = keyset(source) if isinstance(source, QuerySet) else source
     if cursor is not None and cursor.newer:
-        rows = list(queryset.filter(pk__gt=cursor.id).order_by("pk")[: size + 1])
+        rows = window(cursor.id, True, size + 1)
         more_newer = len(rows) > size
         items = rows[:size][::-1]
         return Page(
@@ -72,10 +96,7 @@ def paginate(queryset: QuerySet[M], cursor: Cursor | None, size: int) -> Page[M]
             next=Cursor(items[-1].pk) if items else None,
             previous=Cursor(items[0].pk, newer=True) if more_newer else None,
         )
-    if cursor is None:
-        rows = list(queryset.order_by("-pk")[: size + 1])
-    else:
-        rows = list(queryset.filter(pk__lt=cursor.id).order_by("-pk")[: size + 1])
+    rows = window(None if cursor is None else cursor.id, False, size + 1)
     items = rows[:size]
     return Page(
         items=items,

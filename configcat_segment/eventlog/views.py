@@ -20,7 +20,8 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -33,7 +34,7 @@ from django.views.decorators.http import require_POST
 
 from ..models import Event
 from ..redaction import scrub_headers
-from . import actions, chart, overview
+from . import actions, chart, export, overview
 from .display import body_text, pretty_json
 from .filters import KINDS
 from .listing import list_events, read_filter
@@ -43,7 +44,7 @@ CHANGE = "configcat_segment.change_event"
 VIEW_RECEIPTS = "configcat_segment.view_webhookreceipt"
 VIEW_CONNECTIONS = "configcat_segment.view_segmentconnection"
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 CHART_SERIES = [(status, dict(Event.Status.choices)[status]) for status in overview.CHART_STATUSES]
 
@@ -54,7 +55,7 @@ def staff_view(permission: str) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @functools.wraps(view)
         @never_cache
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not admin.site.has_permission(request):
                 login = reverse("admin:login", current_app=admin.site.name)
                 return redirect_to_login(request.get_full_path(), login)
@@ -120,9 +121,30 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "first_url": listing.query_string() if "cursor" in request.GET else None,
             "filter_query": listing.query_string(),
             "api_url": reverse("configcat_segment:api_events") + listing.query_string(),
+            "export_urls": [
+                (label, reverse("configcat_segment:event_export", args=[fmt]) + query)
+                for fmt, label, query in [
+                    ("csv", _("CSV"), listing.query_string()),
+                    ("jsonl", _("JSON Lines"), listing.query_string()),
+                ]
+            ],
             "health_api_url": reverse("configcat_segment:api_connections"),
         },
     )
+
+
+@staff_view(VIEW)
+def event_export(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    """Every event the filter shows (not only a page), as CSV or JSON Lines."""
+    event_filter, errors = read_filter(request.GET)
+    if errors:
+        # Never widen a download because part of the filter could not be read.
+        return HttpResponseBadRequest(
+            _("Nothing was exported: the filter is not valid (%(errors)s).")
+            % {"errors": " ".join(errors.values())},
+            content_type="text/plain; charset=utf-8",
+        )
+    return export.response(event_filter, fmt)
 
 
 def hourly_chart(hours: list[overview.HourlyCounts]) -> str:

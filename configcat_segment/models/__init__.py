@@ -6,6 +6,7 @@ imported here, so ``configcat_segment.models.Event`` and the paths the migration
 
 from .connection import Region, SegmentConnection, SegmentConnectionQuerySet, _new_salt
 from .counters import EvaluationCounter, EvaluationCounterQuerySet
+from .counts import EventCount, EventCountChange
 from .event import DUE_STATUSES, Event, EventLog, EventQuerySet, EventStatus
 from .receipt import WebhookReceipt
 from .scopes import WebhookScope
@@ -15,6 +16,8 @@ __all__ = [
     "EvaluationCounter",
     "EvaluationCounterQuerySet",
     "Event",
+    "EventCount",
+    "EventCountChange",
     "EventLog",
     "EventQuerySet",
     "EventStatus",

@@ -92,13 +92,13 @@ def test_the_filter_form_keeps_what_was_chosen(viewer_client, make_event, make_c
     staging = make_connection(name="Staging")
     make_event()
     page = viewer_client.get(
-        f"{EVENTS_URL}?connection={staging.pk}&status=dead&kind=identify&flag_key=f1&q=zz"
+        f"{EVENTS_URL}?connection={staging.pk}&status=dead&kind=identify&flag_key=f1&q=zzz"
     ).content.decode()
     assert f'<option value="{staging.pk}" selected>Staging</option>' in page
     assert '<option value="dead" selected>' in page
     assert '<option value="identify" selected>' in page
     assert 'name="flag_key" value="f1"' in page
-    assert 'name="q" value="zz"' in page
+    assert 'name="q" value="zzz"' in page
 
 
 def test_bad_filters_and_cursors_are_explained_not_a_500(viewer_client, make_event):

@@ -6,10 +6,9 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
-from django.db.models import Count
 
 from ...conf import get_settings
-from ...models import EvaluationCounter, Event, SegmentConnection
+from ...models import EvaluationCounter, Event, EventCount, SegmentConnection
 from ...operations import check
 from ...serializers import connection_json
 from ...settings_validators import MAX_SECONDS
@@ -67,9 +66,10 @@ class Command(JSONCommand):
             self.check_and_exit(options)
         statuses = [choice.value for choice in Event.Status]
         counts: dict[Any, dict[str, int]] = defaultdict(lambda: dict.fromkeys(statuses, 0))
-        rows = Event.objects.order_by().values("connection_id", "status").annotate(n=Count("id"))
-        for row in rows:
-            counts[row["connection_id"]][row["status"]] = row["n"]
+        # From the event counts the database keeps: a few rows per connection and hour,
+        # however many events there are.
+        for connection_id, per_status in EventCount.objects.by_connection(statuses).items():
+            counts[connection_id].update(per_status)
         totals = dict.fromkeys(statuses, 0)
         for per_connection in counts.values():
             for status, n in per_connection.items():
