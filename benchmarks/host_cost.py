@@ -95,7 +95,9 @@ def child(variant: str, url: str, counter_path: str, config: str, count: int) ->
     elif variant == "naive":
         from segment.analytics import Client as SegmentClient
 
-        segment = SegmentClient(WRITE_KEY, host=url, send=True)
+        # Its default queue (10,000 messages) drops what does not fit when evaluations
+        # outpace its one consumer thread; the queue is sized so that it sends everything.
+        segment = SegmentClient(WRITE_KEY, host=url, send=True, max_queue_size=2 * count + 1)
         client = _local_client(config, "host/naive", _naive_hook(segment))
         start = time.process_time()
         for user, key in stream:
