@@ -103,9 +103,10 @@ class Event(models.Model):
         verbose_name = _("event")
         verbose_name_plural = _("events")
         ordering = ["-id"]
-        # Each index is written on every insert (evaluations: thousands a second), and
-        # on every settle when it holds a column the settle changes (status, attempts,
-        # next_attempt_at, delivered_at, last_error): each one names what needs it.
+        # Every index costs writes: on each insert (evaluations: thousands a second) and
+        # each settle (on SQLite, the indexes holding a column it changes; on PostgreSQL,
+        # all of them: a new status makes a new row version), a partial one only for the
+        # rows it holds. So each one names the page or query that needs it (0013).
         indexes = [
             # The dispatcher's claim and "which connections have due events" (claims.py);
             # partial, so it stays small as delivered rows pile up.
@@ -127,11 +128,11 @@ class Event(models.Model):
                 condition=Q(status=EventStatus.DEAD),
                 name="cs_event_flag_dead",
             ),
-            # Event log filtered by user id; the admin's exact search.
+            # Event log filtered by user id, newest first.
             models.Index(fields=["user_id", "-id"], name="cs_event_user_newest"),
-            # Monitoring: dead events of the last hours (operations/check.py), changes
+            # The event log's From / Until filters (the chart's links to an hour); changes
             # forwarded from the audit log in the metrics window (operations/reconciliation.py);
-            # the event log's From / Until filters.
+            # on PostgreSQL, dead events of the last hours (operations/check.py).
             models.Index(fields=["created_at", "status"], name="cs_event_created_status"),
             # Per connection and status: the overview's last failed / dead event, the oldest
             # waiting event (operations/health.py), the metrics' counts, a connection's

@@ -205,8 +205,8 @@ def test_changing_the_event_indexes_lets_events_be_written(make_event):
             "WHERE indrelid = 'configcat_segment_event'::regclass"
         )
         indexes = dict(cursor.fetchall())
-    assert indexes["cs_event_flag_newest_status"] and indexes["cs_event_receipt"]
-    assert "cs_event_flag_newest" not in indexes
+    assert indexes["cs_event_flag_dead"]  # valid
+    assert indexes["cs_event_receipt"]
     assert not [name for name in indexes if name.startswith("configcat_segment_event_conn")]
     assert not [name for name in indexes if name.startswith("configcat_segment_event_rece")]
     assert Event.objects.filter(flag_key="before", status="dead").count() == 1
