@@ -164,6 +164,13 @@ def test_0013_changes_the_event_indexes_and_keeps_every_row():
         assert after["cs_event_receipt"][1]  # partial
         assert after["cs_event_flag_dead"] == (("flag_key", "id"), True)
         assert after["cs_event_flag_newest"] == before["cs_event_flag_newest"]
+        # PostgreSQL's varchar_pattern_ops index beside the unique messageId: gone.
+        assert [n for n in before if n.endswith("_like")] == (
+            ["configcat_segment_event_message_id_18ae9625_like"]
+            if connection.vendor == "postgresql"
+            else []
+        )
+        assert not [name for name in after if name.endswith("_like")]
         assert Event.objects.count() == 6
         assert Event.objects.filter(receipt_id=receipt.pk).count() == 2
         dead = Event.objects.filter(flag_key="flag_1", status="dead").values_list("message_id")

@@ -4,6 +4,8 @@ needs it (see the model's Meta).
 - The connection's own index goes: ``cs_event_conn_newest`` starts with the same column.
 - The receipt's index becomes partial (``cs_event_receipt``): evaluations, most events,
   have no receipt and are no longer written to it.
+- On PostgreSQL, the ``varchar_pattern_ops`` index Django adds next to the unique
+  ``message_id`` goes: nothing looks a messageId up by prefix.
 - "Dead events of one flag key" gets a partial index (``cs_event_flag_dead``), which an
   event enters once, when it dies: writing and delivering events never touch it.
 
@@ -63,6 +65,7 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        DropFieldIndexWithoutLocking("event", "message_id", like=True),
         migrations.SeparateDatabaseAndState(
             database_operations=[DropFieldIndexWithoutLocking("event", "connection")],
             state_operations=[

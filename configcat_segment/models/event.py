@@ -75,6 +75,8 @@ class Event(models.Model):
         _("user id"), max_length=255, blank=True, help_text=_("userId, else anonymousId.")
     )
     # Unique: an event written twice (a retried webhook, reconciliation) is written once.
+    # (Django's PostgreSQL-only prefix index beside it, for LIKE 'x%', is dropped by 0013:
+    # nothing looks a messageId up by prefix.)
     message_id = models.CharField(_("Segment messageId"), max_length=100, unique=True)
     payload = models.JSONField(_("message"), help_text=_("The exact message sent to Segment."))
 
