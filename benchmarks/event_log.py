@@ -68,7 +68,8 @@ CASES = (
 
 def cases(client: Any, count: int) -> dict[str, str]:
     """The URL of each case. The filter's flag is that of the newest dead event, so that it
-    matches something at either size; the rare text matches one user's 7 events."""
+    matches something at either size; the rare text matches one user's events (see
+    :func:`rare_user`)."""
     from configcat_segment.models import Event
 
     dead = Event.objects.filter(status="dead").order_by("-pk").values_list("flag_key")[:1]
@@ -77,13 +78,27 @@ def cases(client: Any, count: int) -> dict[str, str]:
         LOG,
         LOG + flagged,
         fiftieth(client, LOG, api=False),
-        LOG + f"?q=user-{count * 2 // 5 // 7}",
+        LOG + f"?q={rare_user(count)}",
         LOG + "?q=flag_1",
         API,
         API + flagged,
         fiftieth(client, API, api=True),
     ]
     return dict(zip(CASES, urls, strict=True))
+
+
+def rare_user(count: int) -> str:
+    """The user of the event two fifths into the table: ``user-57`` with 1,000 events (its 7
+    events), ``user-7142`` with a million (its 21 events: the users repeat every 350,000).
+
+    The text matches that user alone: a longer id starting with the same digits would be at
+    least ten times larger, past the last user (``user-142`` with 1,000 events,
+    ``user-49999`` with a million). (It used to be ``user-57142`` at a million, past the
+    last user: a search that matched nothing.)
+    """
+    user = (count * 2 // 5 // 7) % min(USERS, count // 7 + 1)
+    assert user * 10 > min(USERS, count // 7 + 1), "another user's id would start with it"
+    return f"user-{user}"
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from . import actions, chart, export, overview
 from .display import body_text, pretty_json
 from .filters import KINDS
 from .listing import list_events, read_filter
+from .rows import event_rows
 
 VIEW = "configcat_segment.view_event"
 CHANGE = "configcat_segment.change_event"
@@ -105,6 +106,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
         {
             "listing": listing,
             "events": listing.page.items,
+            "rows": event_rows(listing.page.items),
             "filter": listing.filter,
             "errors": listing.errors,
             "health": health,
