@@ -82,7 +82,8 @@ def event_rows(events: Iterable[Event]) -> list[EventRow]:
 def _seconds(moment: dt.datetime) -> str:
     """``moment`` in the current time zone as ``Y-m-d H:i:s`` (what the ``date`` filter
     writes, without parsing the format again for every row)."""
-    moment = timezone.template_localtime(moment)
+    if settings.USE_TZ and timezone.is_aware(moment):  # as templates show datetimes
+        moment = timezone.localtime(moment)
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
         f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
@@ -95,7 +96,7 @@ def events_json(events: Iterable[Event]) -> list[dict[str, Any]]:
     labels = Labels.current()
     # DRF's own formatting (ISO 8601, "Z" for UTC, the API's DATETIME_FORMAT), with the
     # current time zone read once rather than once a value.
-    moment = serializers.DateTimeField(
+    moment: Callable[..., str | None] = serializers.DateTimeField(
         default_timezone=timezone.get_current_timezone() if settings.USE_TZ else None
     ).to_representation
     return [
