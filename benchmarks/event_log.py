@@ -96,8 +96,9 @@ def rare_user(count: int) -> str:
     ``user-49999`` with a million). (It used to be ``user-57142`` at a million, past the
     last user: a search that matched nothing.)
     """
-    user = (count * 2 // 5 // 7) % min(USERS, count // 7 + 1)
-    assert user * 10 > min(USERS, count // 7 + 1), "another user's id would start with it"
+    users = min(USERS, count // 7 + 1)  # user-0 .. user-{users - 1}
+    user = (count * 2 // 5 // 7) % users
+    assert user * 10 >= users, "a longer id starting with the same digits would match too"
     return f"user-{user}"
 
 
