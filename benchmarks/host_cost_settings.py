@@ -5,13 +5,7 @@
 
 import os
 
-# As a production site runs: with DEBUG on, Django keeps every query's text and, on
-# SQLite, quotes every parameter of every statement once more (a ``SELECT QUOTE(?), …``)
-# to show it, which is CPU no deployment spends.
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
-
-from project.settings import *  # noqa: F403
+from benchmarks.deployed_settings import *  # noqa: F403
 from project.settings import CONFIGCAT_SEGMENT
 
 CONFIGCAT_SEGMENT = {
