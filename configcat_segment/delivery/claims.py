@@ -23,8 +23,8 @@ claim runs in between at all.
 from __future__ import annotations
 
 import contextlib
-import json
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -140,8 +140,8 @@ def _postgresql_claim(db: BaseDatabaseWrapper) -> str:
     events, claims = _names(db)
     due = _due(events, claims, "e.id, e.payload::text AS text, e.attempts")
     return (
-        f"WITH due AS ({due} FOR UPDATE OF e SKIP LOCKED), "
-        f"claimed AS (INSERT INTO {claims} (event_id, lease_until, claims) "  # noqa: S608
+        f"WITH due AS ({due} FOR UPDATE OF e SKIP LOCKED), "  # noqa: S608  # names only
+        f"claimed AS (INSERT INTO {claims} (event_id, lease_until, claims) "
         f"SELECT id, %s, 1 FROM due {_upsert(claims)} RETURNING event_id, claims) "
         "SELECT due.id, due.text, due.attempts + claimed.claims "
         "FROM claimed JOIN due ON due.id = claimed.event_id"
@@ -157,7 +157,7 @@ def _sqlite_claim(db: BaseDatabaseWrapper) -> str:
     # The lease is the SELECT's first parameter here, not the INSERT's.
     event = f"(SELECT {{}} FROM {events} WHERE id = {claims}.event_id)"  # noqa: S608
     return (
-        f"INSERT INTO {claims} (event_id, lease_until, claims) "  # noqa: S608
+        f"INSERT INTO {claims} (event_id, lease_until, claims) "
         f"{due} {_upsert(claims)} RETURNING event_id, {event.format('payload')}, "
         f"{event.format('attempts')} + claims"
     )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..models import Event, EventClaim, SegmentConnection, WebhookReceipt
@@ -183,8 +183,7 @@ def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:
         else Event.objects.filter(pk__in=[e.pk for e in events])
     )
     now = timezone.now()
-    live = EventClaim.objects.filter(event_id=OuterRef("pk"), lease_until__gt=now)
-    requeued = queryset.exclude(status=Event.Status.PENDING).exclude(Exists(live))
+    requeued = queryset.exclude(status=Event.Status.PENDING).exclude(EventClaim.holds(now))
     # Claims of a round that never settled count as attempts; a requeue starts from zero.
     # (The lease is tested on the claim row itself, so one taken meanwhile stays.)
     EventClaim.objects.filter(event_id__in=requeued.values("pk"), lease_until__lte=now).delete()

@@ -10,7 +10,10 @@ With the lease here, settling the outcome is the only write to the event
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
 from .event import Event
@@ -48,3 +51,9 @@ class EventClaim(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.event_id} claimed until {self.lease_until.isoformat()}"
+
+    @classmethod
+    def holds(cls, now: dt.datetime) -> Exists:
+        """For ``Event`` querysets: whether a live lease holds the event (it is being sent
+        right now), e.g. ``Event.objects.exclude(EventClaim.holds(now))``."""
+        return Exists(cls.objects.filter(event_id=OuterRef("pk"), lease_until__gt=now))

@@ -197,3 +197,17 @@ def test_claims_racing_in_threads_never_share_an_event(segment_server, connect_t
     keys = [pk for batch in taken for pk in batch]
     assert len(keys) == len(set(keys)) == EventClaim.objects.filter(claims=1).count()
     assert len(keys) >= 100  # each thread's first claims alone take that many
+
+
+@pytest.mark.django_db
+def test_the_requeue_command_counts_what_it_would_requeue(segment_server, connect_to, capsys):
+    """Not the events being sent right now: requeue() leaves them alone."""
+    connection = connect_to(segment_server)
+    enqueue(connection, range(3))
+    Event.objects.update(status="failed")
+    now = timezone.now()
+    claims.claim("default", connection, now, now + dt.timedelta(minutes=5), 2)
+    call_command("configcat_segment_requeue", "--status", "failed", "--dry-run")
+    assert '"would_requeue": 1' in capsys.readouterr().out
+    call_command("configcat_segment_requeue", "--status", "failed")
+    assert '"requeued": 1' in capsys.readouterr().out
