@@ -13,11 +13,12 @@ Why two racing claims cannot both take an event, on PostgreSQL: the claim choose
 with ``FOR UPDATE SKIP LOCKED``, but those locks end when the claim commits, and a second
 claim whose snapshot predates that commit still sees no lease, so it can lock the same
 rows once they are free. It then tries to insert their claim rows, and the primary key
-decides: ``INSERT … ON CONFLICT DO UPDATE`` sees the latest committed claim row even when
-the statement's snapshot does not (PostgreSQL's READ COMMITTED rules for ``ON
-CONFLICT``), and the update's ``WHERE lease_until <= now`` refuses a live lease, so the
-row is not returned and the event is not sent. SQLite serialises writers, so no second
-claim runs in between at all.
+decides: in READ COMMITTED, ``INSERT … ON CONFLICT DO UPDATE`` acts on the conflicting
+row even when no version of it is visible to the statement's snapshot (waiting for an
+uncommitted inserter first), and evaluates the update's ``WHERE lease_until <= now`` on
+that latest version, which refuses a live lease: the row is not returned and the event
+is not sent (``tests/delivery/test_claims.py`` forces the window). SQLite serialises
+writers, so no second claim runs in between at all.
 """
 
 from __future__ import annotations
