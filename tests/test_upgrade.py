@@ -103,13 +103,95 @@ def test_on_postgresql_indexes_are_built_and_dropped_concurrently():
         migrate(latest())
 
 
+def event_indexes():
+    """The events table's indexes: name -> (columns, whether partial)."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, "configcat_segment_event")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index "
+                "WHERE indrelid = 'configcat_segment_event'::regclass AND indpred IS NOT NULL"
+            )
+            partial = {row[0] for row in cursor.fetchall()}
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'configcat_segment_event' AND sql LIKE '%WHERE%'"
+            )
+            partial = {row[0] for row in cursor.fetchall()}
+    return {
+        name: (tuple(info["columns"]), name in partial)
+        for name, info in found.items()
+        if info["index"] and not info["primary_key"] and not info["unique"]
+    }
+
+
+def test_0013_changes_the_event_indexes_and_keeps_every_row():
+    """The foreign keys' own indexes go (the connection's is the start of
+    cs_event_conn_newest; the receipt's becomes partial), dead events get a partial index
+    by flag key; no row is lost, and going back restores the indexes as Django made them."""
+    try:
+        old = migrate([(APP, "0012_eventlog_counts")])
+        before = event_indexes()
+        assert ("connection_id",) in {columns for columns, _ in before.values()}
+        assert (("receipt_id",), False) in before.values()
+        Connection = old.get_model(APP, "SegmentConnection")
+        Receipt = old.get_model(APP, "WebhookReceipt")
+        OldEvent = old.get_model(APP, "Event")
+        source = Connection.objects.create(name="Indexed", write_key=WRITE_KEY, region="us")
+        receipt = Receipt.objects.create(connection=source, webhook_id="w-1", body=b"{}")
+        for n in range(6):
+            OldEvent.objects.create(
+                connection=source,
+                type="track",
+                event_name="Feature Flag Changed",
+                flag_key=f"flag_{n % 2}",
+                user_id=f"user-{n}",
+                message_id=f"indexed-{n}",
+                payload=track(n, timezone.now()),
+                status="dead" if n % 3 == 0 else "delivered",
+                receipt=receipt if n < 2 else None,
+            )
+
+        migrate([(APP, "0013_event_indexes")])
+        after = event_indexes()
+        assert ("connection_id",) not in {columns for columns, _ in after.values()}
+        assert [name for name, (columns, _) in after.items() if columns == ("receipt_id",)] == [
+            "cs_event_receipt"
+        ]
+        assert after["cs_event_receipt"][1]  # partial
+        assert after["cs_event_flag_dead"] == (("flag_key", "id"), True)
+        assert after["cs_event_flag_newest"] == before["cs_event_flag_newest"]
+        # PostgreSQL's varchar_pattern_ops index beside the unique messageId: gone.
+        assert [n for n in before if n.endswith("_like")] == (
+            ["configcat_segment_event_message_id_18ae9625_like"]
+            if connection.vendor == "postgresql"
+            else []
+        )
+        assert not [name for name in after if name.endswith("_like")]
+        assert Event.objects.count() == 6
+        assert Event.objects.filter(receipt_id=receipt.pk).count() == 2
+        dead = Event.objects.filter(flag_key="flag_1", status="dead").values_list("message_id")
+        assert list(dead) == [("indexed-3",)]
+        Receipt.objects.filter(pk=receipt.pk).delete()  # SET NULL through the partial index
+        assert Event.objects.filter(receipt__isnull=False).count() == 0
+
+        migrate([(APP, "0012_eventlog_counts")])
+        assert event_indexes() == before
+        assert OldEvent.objects.count() == 6
+    finally:
+        migrate(latest())
+
+
 def test_events_claimed_before_the_claims_table_are_due_again_after_their_lease():
     """Under the old scheme a claim moved ``next_attempt_at`` to the end of its lease and
     counted the attempt in the row: such an event is not sent before then, and is after,
     as if its worker had died."""
     server = SegmentServer(write_keys={WRITE_KEY}).start()
     try:
-        old = migrate([(APP, "0012_eventlog_counts")])
+        old = migrate([(APP, "0013_event_indexes")])
         Connection = old.get_model(APP, "SegmentConnection")
         OldEvent = old.get_model(APP, "Event")
         source = Connection.objects.create(

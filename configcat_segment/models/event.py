@@ -63,8 +63,10 @@ class Event(models.Model):
     # What ``configcat_segment_requeue --status`` accepts.
     REQUEUABLE: ClassVar[tuple[EventStatus, ...]] = (Status.DEAD, Status.FAILED, Status.DELIVERED)
 
+    # No index of its own: cs_event_conn_newest starts with it (the cascade from a deleted
+    # connection and every "this connection's events" read that one).
     connection = models.ForeignKey(
-        SegmentConnection, on_delete=models.CASCADE, related_name="events"
+        SegmentConnection, on_delete=models.CASCADE, related_name="events", db_index=False
     )
     type = models.CharField(max_length=10, choices=Type.choices)
     event_name = models.CharField(_("event"), max_length=200, blank=True)
@@ -72,6 +74,9 @@ class Event(models.Model):
     user_id = models.CharField(
         _("user id"), max_length=255, blank=True, help_text=_("userId, else anonymousId.")
     )
+    # Unique: an event written twice (a retried webhook, reconciliation) is written once.
+    # (Django's PostgreSQL-only prefix index beside it, for LIKE 'x%', is dropped by 0013:
+    # nothing looks a messageId up by prefix.)
     message_id = models.CharField(_("Segment messageId"), max_length=100, unique=True)
     payload = models.JSONField(_("message"), help_text=_("The exact message sent to Segment."))
 
@@ -91,6 +96,7 @@ class Event(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="events",
+        db_index=False,  # cs_event_receipt, partial: evaluations have no receipt
     )
 
     objects = EventQuerySet.as_manager()
@@ -99,32 +105,58 @@ class Event(models.Model):
         verbose_name = _("event")
         verbose_name_plural = _("events")
         ordering = ["-id"]
+        # Every index costs writes: on each insert (evaluations: thousands a second) and
+        # each settle (on SQLite, the indexes holding a column it changes; on PostgreSQL,
+        # all of them: a new status makes a new row version), a partial one only for the
+        # rows it holds. So each one names the page or query that needs it (0013).
         indexes = [
-            # The dispatcher's claim query and its "which connections have due events";
+            # The dispatcher's claim and "which connections have due events" (claims.py);
             # partial, so it stays small as delivered rows pile up.
             models.Index(
                 fields=["connection", "next_attempt_at"],
                 condition=Q(status__in=list(DUE_STATUSES)),
                 name="cs_event_conn_due",
             ),
-            # The event log: newest first, overall and by each filter.
+            # Event log filtered by connection, newest first; deleting a connection's events.
             models.Index(fields=["connection", "-id"], name="cs_event_conn_newest"),
+            # Event log filtered by status alone, newest first, every connection.
             models.Index(fields=["status", "-id"], name="cs_event_status_newest"),
+            # Event log filtered by flag key (and any status but dead), newest first.
             models.Index(fields=["flag_key", "-id"], name="cs_event_flag_newest"),
+            # Event log: "dead + one flag key", where repairs start. Partial: an event enters
+            # it once, when it dies; writing and delivering events never touch it.
+            models.Index(
+                fields=["flag_key", "-id"],
+                condition=Q(status=EventStatus.DEAD),
+                name="cs_event_flag_dead",
+            ),
+            # Event log filtered by user id, newest first.
             models.Index(fields=["user_id", "-id"], name="cs_event_user_newest"),
-            # The event log's overview (0002_eventlog): its chart counts each hour by status
-            # from this index alone, the counts per connection and status and the list of
-            # one connection's events in one status come from the next, and each
-            # connection's last delivery is one probe of the last (partial: an event enters
-            # it when it is delivered, not when it is written).
+            # The event log's From / Until filters (the chart's links to an hour); changes
+            # forwarded from the audit log in the metrics window (operations/reconciliation.py);
+            # on PostgreSQL, dead events of the last hours (operations/check.py).
             models.Index(fields=["created_at", "status"], name="cs_event_created_status"),
+            # Per connection and status: the overview's last failed / dead event, the oldest
+            # waiting event (operations/health.py), the metrics' counts, a connection's
+            # failed events (delivery/claims.py, credentials.py); the event log's
+            # connection + status page (the overview's count links).
             models.Index(
                 fields=["status", "connection", "-id"], name="cs_event_status_conn_newest"
             ),
+            # Each connection's last delivery (overview, metrics' latency); partial: an
+            # event enters it when it is delivered, not when it is written.
             models.Index(
                 fields=["connection", "delivered_at"],
                 condition=Q(delivered_at__isnull=False),
                 name="cs_event_conn_delivered_at",
+            ),
+            # A receipt's events (the webhook's redelivery answer, reconciliation's webhook
+            # changes) and SET NULL when a receipt is deleted; partial: evaluations, most
+            # events, have no receipt and never enter it.
+            models.Index(
+                fields=["receipt"],
+                condition=Q(receipt__isnull=False),
+                name="cs_event_receipt",
             ),
         ]
 

@@ -138,13 +138,12 @@ def rerun(name: str) -> Callable[[], None]:
     loader = MigrationLoader(connection)
     migration = loader.get_migration(APP, name)
     before = loader.project_state((APP, name), at_end=False)
-    after = loader.project_state((APP, name), at_end=True)
     with connection.schema_editor(atomic=migration.atomic) as editor:
-        migration.unapply(after, editor)
+        migration.unapply(before, editor)  # the state before it: unapply replays it
 
     def apply() -> None:
         with connections["default"].schema_editor(atomic=migration.atomic) as editor:
-            migration.apply(before, editor)
+            migration.apply(loader.project_state((APP, name), at_end=False), editor)
 
     return apply
 
@@ -190,3 +189,52 @@ def test_installing_the_count_triggers_lets_events_be_written(make_event):
         "delivered": 1,
         "pending": 2,  # the long transaction's and the one written meanwhile
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changing_the_event_indexes_lets_events_be_written(make_event):
+    """0013 builds its indexes and drops the foreign keys' own ones CONCURRENTLY: a long
+    transaction that wrote an event makes it wait, and other events are written meanwhile."""
+    make_event(status="dead", flag_key="before")
+    apply = rerun("0013_event_indexes")
+    while_a_writer_waits(make_event, apply, "CREATE INDEX CONCURRENTLY", lock_timeout="5s")
+    assert Event.objects.filter(user_id="written-meanwhile").count() == 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, indisvalid FROM pg_index "
+            "WHERE indrelid = 'configcat_segment_event'::regclass"
+        )
+        indexes = dict(cursor.fetchall())
+    assert indexes["cs_event_flag_dead"]  # valid
+    assert indexes["cs_event_receipt"]
+    assert not [name for name in indexes if name.startswith("configcat_segment_event_conn")]
+    assert not [name for name in indexes if name.startswith("configcat_segment_event_rece")]
+    assert Event.objects.filter(flag_key="before", status="dead").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dropping_the_foreign_keys_indexes_lets_events_be_written(make_event):
+    """The DROP INDEX CONCURRENTLY of 0013 waits for a transaction that wrote an event
+    without stopping other writers."""
+    from configcat_segment.migration_operations import DropFieldIndexWithoutLocking
+
+    apply = rerun("0013_event_indexes")
+    apply()  # back to the end of 0013, then undo only the connection's index drop
+    loader = MigrationLoader(connection)
+    state = loader.project_state((APP, "0013_event_indexes"), at_end=True)
+    drop = DropFieldIndexWithoutLocking("event", "connection")
+    with connection.schema_editor(atomic=False) as editor:
+        drop.database_backwards(APP, editor, state, state)
+
+    def redo() -> None:
+        with connections["default"].schema_editor(atomic=False) as editor:
+            drop.database_forwards(APP, editor, state, state)
+
+    while_a_writer_waits(make_event, redo, "DROP INDEX CONCURRENTLY", lock_timeout="5s")
+    assert Event.objects.filter(user_id="written-meanwhile").count() == 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'configcat_segment_event'::regclass "
+            "AND indexrelid::regclass::text LIKE 'configcat_segment_event_connection_id%%'"
+        )
+        assert cursor.fetchone()[0] == 0

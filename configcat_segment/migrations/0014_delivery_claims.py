@@ -14,7 +14,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('configcat_segment', '0012_eventlog_counts'),
+        ('configcat_segment', '0013_event_indexes'),
     ]
 
     operations = [
