@@ -9,12 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-# As a production site runs: with DEBUG on, Django keeps every query's text and, on
-# SQLite, quotes every parameter of every statement once more to show it.
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
-
-from project.settings import *  # noqa: F403
+from benchmarks.deployed_settings import *  # noqa: F403
 from project.settings import CONFIGCAT_SEGMENT, DATABASES
 
 SQLITE_PATH = Path(tempfile.gettempdir()) / f"configcat_segment_bench_{os.getpid()}.sqlite3"

@@ -5,7 +5,7 @@
 
 import os
 
-from project.settings import *  # noqa: F403
+from benchmarks.deployed_settings import *  # noqa: F403
 from project.settings import CONFIGCAT_SEGMENT
 
 CONFIGCAT_SEGMENT = {

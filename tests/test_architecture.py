@@ -100,6 +100,7 @@ RULE_MODULES = frozenset(
         f"{PACKAGE}.evaluations.privacy",  # personal data policies
         f"{PACKAGE}.evaluations.policies",  # a connection's policy fields
         f"{PACKAGE}.evaluations.payloads",  # Experiment Viewed modes
+        f"{PACKAGE}.evaluations.evaluated_user",  # (via evaluations.payloads)
     }
 )
 

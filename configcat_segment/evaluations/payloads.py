@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from ..constants import EXPERIMENT_VIEWED, FLAG_EVALUATED
 from ..segment import payloads as messages
+from .evaluated_user import UserCache, traits
 from .privacy import EVERYTHING, PersonalData
 
 # A connection's "Experiment Viewed" setting: for evaluations a percentage option decided,
@@ -25,9 +26,6 @@ EXPERIMENTS_OFF = "off"
 EXPERIMENTS_ALSO = "also"
 EXPERIMENTS_INSTEAD = "instead"
 EXPERIMENT_MODES = (EXPERIMENTS_OFF, EXPERIMENTS_ALSO, EXPERIMENTS_INSTEAD)
-
-# How the ConfigCat user's predefined attributes are named as Segment traits.
-_TRAIT_NAMES = {"Email": "email", "Country": "country"}
 
 
 class Evaluation(NamedTuple):
@@ -65,33 +63,27 @@ class Evaluation(NamedTuple):
     random_anonymous_id: bool = False
 
 
+class Shared:
+    """What the messages of one write batch share, worked out once: each user as it leaves
+    for each connection (:class:`.evaluated_user.UserCache`), and each connection's
+    :class:`~..segment.payloads.MessageIds`. One per batch (:func:`.store.write`)."""
+
+    __slots__ = ("_message_ids", "users")
+
+    def __init__(self) -> None:
+        self.users = UserCache()
+        self._message_ids: dict[str, messages.MessageIds] = {}
+
+    def message_ids(self, salt: str) -> messages.MessageIds:
+        found = self._message_ids.get(salt)
+        if found is None:
+            found = self._message_ids[salt] = messages.MessageIds(salt)
+        return found
+
+
 def new_nonce() -> int:
     """A random ``Evaluation.nonce``: unique, not secret (the connection's salt is)."""
     return random.getrandbits(128)
-
-
-def user_properties(user: Any) -> dict[str, Any]:
-    """The ConfigCat user as a dict, as ConfigCat serialises it (``str(user)`` is JSON).
-
-    Never ``vars(user)``: that yields the class's name-mangled private fields. A custom
-    attribute ``str(user)`` cannot serialise leaves only the predefined attributes.
-    """
-    try:
-        loaded = json.loads(str(user))
-    except (TypeError, ValueError):
-        loaded = None
-    if isinstance(loaded, dict):
-        return loaded
-    predefined = {name: user.get_attribute(name) for name in ("Email", "Country")}
-    found = {"Identifier": user.get_identifier(), **predefined}
-    return {name: value for name, value in found.items() if value is not None}
-
-
-def traits(user: Mapping[str, Any]) -> dict[str, Any]:
-    """``identify`` traits from the user's attributes (``Email`` becomes ``email``, ...)."""
-    return {
-        _TRAIT_NAMES.get(name, name): value for name, value in user.items() if name != "Identifier"
-    }
 
 
 def event_value(value: Any, variation_id: str | None, long_value_length: int) -> Any:
@@ -125,6 +117,7 @@ def messages_for(
     long_value_length: int,
     personal_data: PersonalData = EVERYTHING,
     experiments: str = EXPERIMENTS_OFF,
+    shared: Shared | None = None,
 ) -> list[dict[str, Any]]:
     """The Segment messages for ``evaluation``: a ``track`` (or two), maybe after an ``identify``.
 
@@ -139,7 +132,12 @@ def messages_for(
     and the ``userId`` alike); ``experiments`` adds Segment's "Experiment Viewed" for an
     evaluation a percentage option decided (``"also"``), or sends it instead of "Feature
     Flag Evaluated" (``"instead"``).
+
+    ``shared`` is what the messages of a write batch share (:class:`Shared`); without it,
+    the evaluation is built on its own.
     """
+    if shared is None:
+        shared = Shared()
     seed = evaluation.window if evaluation.window is not None else evaluation.nonce
     if seed is None:
         raise ValueError("an Evaluation without a dedup window needs a nonce (new_nonce())")
@@ -156,10 +154,11 @@ def messages_for(
         user_id = personal_data.user_id(user_id, salt)
     user = None
     if evaluation.user is not None:
-        user = personal_data.user(user_properties(evaluation.user), salt)
+        user = shared.users.shown(evaluation.user, personal_data, salt)
+    message_ids = shared.message_ids(salt)
 
     def message_id(kind: str, *parts: object) -> str:
-        return messages.message_id(salt, kind, *parts, seed)
+        return message_ids(kind, *parts, seed)
 
     value = event_value(evaluation.value, evaluation.variation_id, long_value_length)
     variation = evaluation.variation_id or json.dumps(messages.json_safe(evaluation.value))
@@ -177,24 +176,24 @@ def messages_for(
         )
     experiment = evaluation.by_percentage and experiments != EXPERIMENTS_OFF
     if not (experiment and experiments == EXPERIMENTS_INSTEAD):
-        properties: dict[str, Any] = {
-            "feature_flag_key": evaluation.flag_key,
-            "value": value,
-            "variation_id": evaluation.variation_id,
-        }
-        if user is not None:
-            properties["user"] = user
-        sent.append(
-            messages.track(
-                event=FLAG_EVALUATED,
-                properties=properties,
-                timestamp=timestamp,
-                message_id=message_id("evaluated", identity or "", evaluation.flag_key, variation),
-                user_id=user_id,
-                anonymous_id=anonymous_id,
-                context=evaluation.context,
-            )
+        track = messages.track(
+            event=FLAG_EVALUATED,
+            properties={
+                "feature_flag_key": evaluation.flag_key,
+                "value": value,
+                "variation_id": evaluation.variation_id,
+            },
+            timestamp=timestamp,
+            message_id=message_id("evaluated", identity or "", evaluation.flag_key, variation),
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            context=evaluation.context,
         )
+        if user is not None:
+            # JSON-safe already (UserCache): added as it is, not walked again for every
+            # message, but copied, so that each message has its own.
+            track["properties"]["user"] = dict(user)
+        sent.append(track)
     if experiment:
         sent.append(
             messages.track(

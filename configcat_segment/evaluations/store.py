@@ -26,7 +26,7 @@ from django.db import router, transaction
 from ..conf import get_settings
 from ..constants import INSERT_CHUNK
 from ..delivery.halving import Halving, halves
-from .payloads import Evaluation, messages_for
+from .payloads import Evaluation, Shared, messages_for
 from .policies import policy_for
 
 if TYPE_CHECKING:
@@ -113,6 +113,7 @@ def _build(
 
     long_value_length = get_settings().LONG_VALUE_LENGTH
     policies = [(connection, policy_for(connection)) for connection in connections]
+    shared = Shared()  # users read once, message ids keyed once, for the whole batch
     built: _Built = []
     unbuildable = []
     # (connection, anonymous id) pairs drawn at random: each is a new tracked user in
@@ -135,6 +136,7 @@ def _build(
                     long_value_length=long_value_length,
                     personal_data=policy.personal_data,
                     experiments=policy.experiments,
+                    shared=shared,
                 )
                 events += [
                     build_row(connection.pk, message, flag_key=evaluation.flag_key)

@@ -11,14 +11,13 @@ from configcatclient.user import User
 from configcat_segment.constants import FLAG_EVALUATED, INTEGRATION
 from configcat_segment.evaluations.context import parse_anonymous_id, session_anonymous_id
 from configcat_segment.evaluations.dedup import DedupCache
+from configcat_segment.evaluations.evaluated_user import traits, user_properties
 from configcat_segment.evaluations.payloads import (
     Evaluation,
     event_value,
     in_sample,
     messages_for,
     new_nonce,
-    traits,
-    user_properties,
 )
 
 
