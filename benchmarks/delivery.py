@@ -47,7 +47,7 @@ from segment.analytics import Client  # noqa: E402
 
 from benchmarks.delivery_settings import SQLITE_PATH, SwitchRouter  # noqa: E402
 from configcat_segment.delivery.runner import Runner  # noqa: E402
-from configcat_segment.models import Event, SegmentConnection  # noqa: E402
+from configcat_segment.models import Event, EventClaim, SegmentConnection  # noqa: E402
 from configcat_segment.segment import payloads as messages  # noqa: E402
 from tests.segment_server import SegmentServer  # noqa: E402
 
@@ -80,6 +80,7 @@ def make_messages(count: int, run: str) -> list[dict]:
 def prepare(alias: str, endpoint: str, payloads: list[dict]) -> None:
     SwitchRouter.alias = alias
     Event.objects.all().delete()
+    EventClaim.objects.all().delete()  # none, unless a run was interrupted
     connection, _ = SegmentConnection.objects.update_or_create(
         name="Benchmark",
         defaults={"write_key": WRITE_KEY, "region": "custom", "custom_endpoint": endpoint},
@@ -108,6 +109,7 @@ def prepare(alias: str, endpoint: str, payloads: list[dict]) -> None:
         # run stay in the indexes and each run reads more of them than the last.
         with connections[alias].cursor() as cursor:
             cursor.execute("VACUUM ANALYZE configcat_segment_event")
+            cursor.execute("VACUUM ANALYZE configcat_segment_eventclaim")
     connections.close_all()
 
 

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from configcat_segment.delivery.dispatcher import Dispatcher
-from configcat_segment.models import Event
+from configcat_segment.models import Event, EventClaim
 from configcat_segment.segment import payloads as messages
 from tests.segment_server import SegmentServer
 
@@ -182,4 +182,49 @@ def test_0013_changes_the_event_indexes_and_keeps_every_row():
         assert event_indexes() == before
         assert OldEvent.objects.count() == 6
     finally:
+        migrate(latest())
+
+
+def test_events_claimed_before_the_claims_table_are_due_again_after_their_lease():
+    """Under the old scheme a claim moved ``next_attempt_at`` to the end of its lease and
+    counted the attempt in the row: such an event is not sent before then, and is after,
+    as if its worker had died."""
+    server = SegmentServer(write_keys={WRITE_KEY}).start()
+    try:
+        old = migrate([(APP, "0013_event_indexes")])
+        Connection = old.get_model(APP, "SegmentConnection")
+        OldEvent = old.get_model(APP, "Event")
+        source = Connection.objects.create(
+            name="Upgraded", write_key=WRITE_KEY, region="custom", custom_endpoint=server.url
+        )
+        now = timezone.now()
+        lease = now + dt.timedelta(minutes=5)
+        for n, (status, attempts, at) in enumerate(
+            [("pending", 0, now), ("pending", 1, lease), ("pending", 3, lease)]
+        ):
+            OldEvent.objects.create(
+                connection=source,
+                type="track",
+                event_name="Feature Flag Changed",
+                flag_key=f"flag_{n}",
+                user_id=f"user-{n}",
+                message_id=f"upgrade-{n}",
+                payload=track(n, now),
+                status=status,
+                attempts=attempts,
+                next_attempt_at=at,
+                created_at=now,
+                queued_at=now,
+            )
+        migrate(latest())
+
+        assert Dispatcher(clock=lambda: now).deliver_due().delivered == 1
+        assert server.accepted_ids == ["upgrade-0"]
+        after = lease + dt.timedelta(seconds=1)
+        assert Dispatcher(clock=lambda: after).deliver_due().delivered == 2
+        attempts = dict(Event.objects.values_list("message_id", "attempts"))
+        assert attempts == {"upgrade-0": 1, "upgrade-1": 2, "upgrade-2": 4}
+        assert not EventClaim.objects.exists()
+    finally:
+        server.stop()
         migrate(latest())

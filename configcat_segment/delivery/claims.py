@@ -1,26 +1,41 @@
 """The dispatcher's SQL: claiming due events with a lease, and settling their outcome.
 
-A claim takes up to ``BATCH_SIZE`` due events of one connection in a short transaction
-(``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it; SQLite serialises writers
-instead), counts an attempt and moves ``next_attempt_at`` to the end of a *lease*. The
-lease is the claim's mark: settling an outcome updates only rows that still carry it, so
-a dispatcher whose lease ran out (and whose events someone else claimed since) changes
-nothing.
+A claim takes up to ``BATCH_SIZE`` due events of one connection and gives each a *lease*
+in the claims table (``EventClaim``: the event's key, ``lease_until``, and the claims its
+``attempts`` does not count yet), in one statement; it writes nothing to the events
+table. An event is due when its status and ``next_attempt_at`` say so **and** no live
+lease holds it. Settling an outcome is then the only write to the event: it adds the
+claim count to ``attempts`` and deletes the claim row, for the events whose claim row
+still carries this round's lease, so a dispatcher whose lease ran out (and whose events
+someone else claimed since) changes nothing.
+
+Why two racing claims cannot both take an event, on PostgreSQL: the claim chooses rows
+with ``FOR UPDATE SKIP LOCKED``, but those locks end when the claim commits, and a second
+claim whose snapshot predates that commit still sees no lease, so it can lock the same
+rows once they are free. It then tries to insert their claim rows, and the primary key
+decides: in READ COMMITTED, ``INSERT … ON CONFLICT DO UPDATE`` acts on the conflicting
+row even when no version of it is visible to the statement's snapshot (waiting for an
+uncommitted inserter first), and evaluates the update's ``WHERE lease_until <= now`` on
+that latest version, which refuses a live lease: the row is not returned and the event
+is not sent (``tests/delivery/test_claims.py`` forces the window). SQLite serialises
+writers, so no second claim runs in between at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Exists, F, Max, OuterRef, Q
 
-from ..models import Event, SegmentConnection
+from ..models import Event, EventClaim, SegmentConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,41 +90,78 @@ def claim(
     """Claim up to ``limit`` of ``connection``'s events due at ``now`` until ``lease_until``.
 
     Raw SQL, rows as tuples: this runs for every 500 events delivered, and the ORM's work
-    for it (building the query, preparing 500 keys, a model-less row per event) was a
-    good part of the dispatcher's CPU. A claimed event is pending (a failed one being
-    retried becomes pending again): a pending event due later than now is one being
-    sent, which requeueing (failed and dead events only) and fixing the connection's
-    credentials (failed events only) leave alone, so neither can make it due again, and
-    sent twice, while this round sends it.
+    for it was a good part of the dispatcher's CPU. The event rows are only read (and, on
+    PostgreSQL, locked until the statement's transaction ends); what the claim writes is
+    one narrow claims row per event.
     """
     db = connections[using]
-    table = db.ops.quote_name(Event._meta.db_table)
-    # Only quoted names and the statuses are written into the SQL; values are parameters.
-    due = (
-        f"SELECT id FROM {table} WHERE connection_id = %s AND status IN ({_DUE}) "  # noqa: S608
-        # The partial "due" index gives this order; a tie-break would mean a sort.
-        "AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s"
-    )
-    if db.features.has_select_for_update_skip_locked:
-        due += " FOR UPDATE SKIP LOCKED"  # rows other dispatchers are claiming
-    text = "payload::text" if db.vendor == "postgresql" else "payload"  # sent as stored
+    key = Event._meta.get_field("connection").get_db_prep_value(connection.pk, db)
+    at, until = db.ops.adapt_datetimefield_value(now), db.ops.adapt_datetimefield_value(lease_until)
+    if db.vendor == "postgresql":
+        sql, params = _postgresql_claim(db), [key, at, at, limit, until, at]
+    else:
+        sql, params = _sqlite_claim(db), [until, key, at, at, limit, at]
     with bookkeeping(using), db.cursor() as cursor:
-        # One statement: choose, lock, lease and read back; SQLite serialises writers, so
-        # no other claim sees these rows due once it runs.
-        cursor.execute(
-            f"WITH due AS ({due}) UPDATE {table} "  # noqa: S608
-            "SET next_attempt_at = %s, attempts = attempts + 1, status = 'pending' "
-            f"WHERE id IN (SELECT id FROM due) RETURNING id, {text}, attempts",
-            [
-                Event._meta.get_field("connection").get_db_prep_value(connection.pk, db),
-                db.ops.adapt_datetimefield_value(now),
-                limit,
-                db.ops.adapt_datetimefield_value(lease_until),
-            ],
-        )
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     rows.sort()  # in the order they were written
     return [Claimed(pk, text, attempts) for pk, text, attempts in rows]
+
+
+def _names(db: BaseDatabaseWrapper) -> tuple[str, str]:
+    quote = db.ops.quote_name
+    return quote(Event._meta.db_table), quote(EventClaim._meta.db_table)
+
+
+def _due(events: str, claims: str, columns: str) -> str:
+    """The due events not held by a live lease, in the order of the partial "due" index
+    (a tie-break would mean a sort). Parameters: connection, now, now, limit."""
+    # Only quoted names and the statuses are written into the SQL; values are parameters.
+    return (
+        f"SELECT {columns} FROM {events} e WHERE e.connection_id = %s "  # noqa: S608
+        f"AND e.status IN ({_DUE}) AND e.next_attempt_at <= %s AND NOT EXISTS ("
+        f"SELECT 1 FROM {claims} c WHERE c.event_id = e.id AND c.lease_until > %s) "
+        "ORDER BY e.next_attempt_at LIMIT %s"
+    )
+
+
+def _upsert(claims: str) -> str:
+    """Take each chosen event's claim row: a new one, or one whose lease ran out (its
+    count goes on). A live lease is left alone, and its event not returned.
+    Parameters: lease_until, now."""
+    return (
+        f"ON CONFLICT (event_id) DO UPDATE SET lease_until = excluded.lease_until, "
+        f"claims = {claims}.claims + 1 WHERE {claims}.lease_until <= %s"
+    )
+
+
+def _postgresql_claim(db: BaseDatabaseWrapper) -> str:
+    """One statement: choose and lock (skipping rows other claims are locking), take the
+    claim rows, and read back the events the claims table let through."""
+    events, claims = _names(db)
+    due = _due(events, claims, "e.id, e.payload::text AS text, e.attempts")
+    return (
+        f"WITH due AS ({due} FOR UPDATE OF e SKIP LOCKED), "  # noqa: S608  # names only
+        f"claimed AS (INSERT INTO {claims} (event_id, lease_until, claims) "
+        f"SELECT id, %s, 1 FROM due {_upsert(claims)} RETURNING event_id, claims) "
+        "SELECT due.id, due.text, due.attempts + claimed.claims "
+        "FROM claimed JOIN due ON due.id = claimed.event_id"
+    )
+
+
+def _sqlite_claim(db: BaseDatabaseWrapper) -> str:
+    """One statement too: SQLite serialises writers, so no other claim runs between the
+    choice and the insert. Its ``RETURNING`` names only the claims table; subqueries read
+    the event's message and attempts."""
+    events, claims = _names(db)
+    due = _due(events, claims, "e.id, %s, 1")
+    # The lease is the SELECT's first parameter here, not the INSERT's.
+    event = f"(SELECT {{}} FROM {events} WHERE id = {claims}.event_id)"  # noqa: S608
+    return (
+        f"INSERT INTO {claims} (event_id, lease_until, claims) "
+        f"{due} {_upsert(claims)} RETURNING event_id, {event.format('payload')}, "
+        f"{event.format('attempts')} + claims"
+    )
 
 
 def text_size(event: Claimed) -> int:
@@ -118,15 +170,47 @@ def text_size(event: Claimed) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def settle(using: str, events: Sequence[Claimed], lease_until: dt.datetime, **values: Any) -> int:
-    """Update those of ``events`` that still carry the lease ``lease_until`` with ``values``;
-    returns how many did."""
-    count: int = (
-        Event.objects.using(using)
-        .filter(pk__any_of=[e.pk for e in events], next_attempt_at=lease_until)
-        .update(**values)
-    )
-    return count
+def settle(
+    using: str,
+    events: Sequence[Claimed],
+    lease_until: dt.datetime,
+    uncounted: int = 0,
+    **values: Any,
+) -> int:
+    """Record an outcome (``values``) for those of ``events`` whose claim row still carries
+    the lease ``lease_until``; returns how many were.
+
+    Their claim rows go first (``DELETE … RETURNING``, which also locks them against a
+    claim taking them over meanwhile), then the events: the one write to each event row,
+    adding the claims not yet counted to ``attempts``, less ``uncounted`` (1 when this
+    round's own claim was not an attempt: the events were put back untried, or waited
+    for the connection). Call it inside a transaction (``bookkeeping``).
+    """
+    db = connections[using]
+    _, claims = _names(db)
+    keys, key_param = _any_of(db, [e.pk for e in events])
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {claims} WHERE event_id {keys} AND lease_until = %s "  # noqa: S608
+            "RETURNING event_id, claims",
+            [key_param, db.ops.adapt_datetimefield_value(lease_until)],
+        )
+        held = cursor.fetchall()
+    by_count: dict[int, list[int]] = {}
+    for pk, count in held:
+        by_count.setdefault(count - uncounted, []).append(pk)
+    settled = 0
+    for count, pks in by_count.items():  # one UPDATE, unless a worker died on some of them
+        rows = Event.objects.using(using).filter(pk__any_of=pks)
+        settled += rows.update(attempts=F("attempts") + count, **values)
+    return settled
+
+
+def _any_of(db: BaseDatabaseWrapper, keys: list[int]) -> tuple[str, Any]:
+    """``= ANY(%s)`` / ``IN (…)`` for a list of keys as one parameter (see ``AnyOf``)."""
+    if db.vendor == "postgresql":
+        return "= ANY(%s)", keys
+    return "IN (SELECT value FROM json_each(%s))", json.dumps(keys)
 
 
 def settled_rows(using: str, events: Sequence[Claimed], **values: Any) -> list[Event]:
@@ -146,3 +230,13 @@ def failure_streak(using: str, connection: SegmentConnection) -> int:
     failed = Event.objects.using(using).filter(connection=connection, status=Event.Status.FAILED)
     most: int | None = failed.aggregate(most=Max("attempts"))["most"]
     return most or 0
+
+
+def sweep(using: str, now: dt.datetime) -> int:
+    """Delete claim rows left behind: leases that ran out on events that are gone (deleted
+    while claimed, by a worker that then died) or no longer queued. An expired claim of a
+    queued event stays: it counts an attempt that killed its worker. Returns how many."""
+    queued = Event.objects.using(using).filter(pk=OuterRef("event_id"), status__in=Event.DUE)
+    stale = EventClaim.objects.using(using).filter(lease_until__lte=now).exclude(Exists(queued))
+    count: int = stale.delete()[0]
+    return count

@@ -33,8 +33,9 @@ def release(connection: SegmentConnection) -> int:
     connection.mark_healthy()
     SegmentConnection.objects.filter(pk=connection.pk).update(delivery_paused_until=None)
     connection.delivery_paused_until = None
-    # Failed events wait; pending ones are due already, or being sent (claimed) right
-    # now: making those due again would send them twice.
+    # Failed events wait; pending ones are due already. One being sent right now may be
+    # made due too: its live claim (EventClaim) keeps any other round from taking it, and
+    # its own round's outcome replaces this.
     waiting = Event.objects.filter(connection=connection, status=Event.Status.FAILED)
     count: int = waiting.update(next_attempt_at=timezone.now())
     if count:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..models import Event, SegmentConnection, WebhookReceipt
+from ..models import Event, EventClaim, SegmentConnection, WebhookReceipt
 from ..segment.payloads import MessageTooLarge, fit
 from ..signals import event_dead, flag_changed
 from ..text import clean
@@ -171,7 +171,9 @@ def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:
 
     Failed and dead events are retried; delivered ones are replayed (Segment dedupes a
     replay it already has within about a day). Attempts start again from zero and the
-    maximum age counts from now. Pending events are left alone. "Now" means now: a pause
+    maximum age counts from now. Pending events are left alone, and so are events a
+    dispatcher is sending right now (a live claim): the claim would keep them from being
+    claimed again anyway, and its outcome is the one to record. "Now" means now: a pause
     of their connections' delivery (backoff, ``Retry-After``, a probe) is lifted. Returns
     how many changed.
     """
@@ -181,7 +183,10 @@ def requeue(events: QuerySet[Event] | Iterable[Event]) -> int:
         else Event.objects.filter(pk__in=[e.pk for e in events])
     )
     now = timezone.now()
-    requeued = queryset.exclude(status=Event.Status.PENDING)
+    requeued = queryset.exclude(status=Event.Status.PENDING).exclude(EventClaim.holds(now))
+    # Claims of a round that never settled count as attempts; a requeue starts from zero.
+    # (The lease is tested on the claim row itself, so one taken meanwhile stays.)
+    EventClaim.objects.filter(event_id__in=requeued.values("pk"), lease_until__lte=now).delete()
     SegmentConnection.objects.filter(
         pk__in=requeued.values("connection_id"), delivery_paused_until__gt=now
     ).update(delivery_paused_until=None)

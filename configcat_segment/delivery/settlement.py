@@ -2,9 +2,9 @@
 
 A :class:`Round` is one connection's claimed events and their lease. The dispatcher sends
 them; the round settles each outcome (delivered, retried after a backoff, waiting for the
-connection to be fixed, dead, or put back in the queue untried) on the rows that still
-carry its lease, in short transactions, and sends ``event_delivered`` and ``event_dead``
-once each commits.
+connection to be fixed, dead, or put back in the queue untried) on the events whose
+claim rows still carry its lease, in short transactions, and sends ``event_delivered``
+and ``event_dead`` once each commits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.dispatch import Signal
 
 from ..conf import AppSettings
@@ -202,8 +201,8 @@ class Round:
         probe_at = now + dt.timedelta(seconds=delay)
         count = self._update(
             events,
+            uncounted=1,
             status=Event.Status.FAILED,
-            attempts=F("attempts") - 1,
             next_attempt_at=probe_at,
             last_error=error,
         )
@@ -214,16 +213,14 @@ class Round:
 
     def release(self, events: Sequence[Claimed]) -> None:
         """Claimed but not sent: back in the queue as they were, due now (or when the
-        connection's pause ends)."""
-        self.report.released += self._update(
-            events, attempts=F("attempts") - 1, next_attempt_at=self.clock()
-        )
+        connection's pause ends), this claim not counted as an attempt."""
+        self.report.released += self._update(events, uncounted=1, next_attempt_at=self.clock())
 
     # -- rows -----------------------------------------------------------------------------
 
-    def _update(self, events: Sequence[Claimed], **values: Any) -> int:
+    def _update(self, events: Sequence[Claimed], uncounted: int = 0, **values: Any) -> int:
         """Settle events that still carry this round's lease; count the ones that do not."""
-        count = claims.settle(self.using, events, self.lease_until, **values)
+        count = claims.settle(self.using, events, self.lease_until, uncounted, **values)
         if count < len(events):
             self.report.lost += len(events) - count
             logger.warning(

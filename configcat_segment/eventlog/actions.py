@@ -14,10 +14,11 @@ from typing import Any, Final
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from ..constants import UPDATE_CHUNK
 from ..delivery import outbox
-from ..models import Event
+from ..models import Event, EventClaim
 
 RETRIED: Final = "Retried: queued again with the same messageId."
 REPLAYED: Final = "Replayed: queued again with the same messageId."
@@ -44,8 +45,11 @@ def _requeue(queryset: QuerySet[Event], statuses: Sequence[str], message: str, u
     with transaction.atomic():
         # Locked, so the dispatcher cannot change them between choosing and updating
         # (a failed event it delivers meanwhile must not be replayed by a retry).
+        # Not those being sent right now (a live claim): requeue leaves them alone, so
+        # the log must not say they were retried.
         chosen = list(
             queryset.filter(status__in=statuses)
+            .exclude(EventClaim.holds(timezone.now()))
             .select_for_update()
             .order_by("pk")
             .values_list("pk", flat=True)

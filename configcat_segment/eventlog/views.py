@@ -32,7 +32,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from ..models import Event
+from ..models import Event, EventClaim
 from ..redaction import scrub_headers
 from . import actions, chart, export, overview
 from .display import body_text, pretty_json
@@ -185,6 +185,10 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         content_type=ContentType.objects.get_for_model(Event), object_id=str(event.pk)
     ).select_related("user")
     receipt = event.receipt if request.user.has_perm(VIEW_RECEIPTS) else None
+    # The dispatcher's lease lives in the claims table, not in the row: a live one means
+    # the event is being sent right now, an expired one a worker that stopped mid-send.
+    claim = EventClaim.objects.filter(event_id=event.pk).first()
+    in_flight = claim is not None and claim.lease_until > timezone.now()
     return render_page(
         request,
         "event_detail.html",
@@ -198,7 +202,9 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "receipt_body": body_text(receipt.body) if receipt else "",
             "receipt_headers": sorted(scrub_headers(receipt.headers).items()) if receipt else [],
             "history": history,
-            "can_retry": event.status in Event.RETRYABLE,
+            "claim": claim,
+            "in_flight": in_flight,
+            "can_retry": event.status in Event.RETRYABLE and not in_flight,
             "can_replay": event.status in Event.REPLAYABLE,
             "back_url": list_url(),
         },

@@ -4,6 +4,7 @@ imported here, so ``configcat_segment.models.Event`` and the paths the migration
 (``configcat_segment.models._new_salt``) keep working.
 """
 
+from .claim import EventClaim
 from .connection import Region, SegmentConnection, SegmentConnectionQuerySet, _new_salt
 from .counters import EvaluationCounter, EvaluationCounterQuerySet
 from .counts import EventCount, EventCountChange
@@ -16,6 +17,7 @@ __all__ = [
     "EvaluationCounter",
     "EvaluationCounterQuerySet",
     "Event",
+    "EventClaim",
     "EventCount",
     "EventCountChange",
     "EventLog",

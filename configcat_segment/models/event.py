@@ -166,7 +166,8 @@ class Event(models.Model):
 
     @property
     def is_queued(self) -> bool:
-        """Whether it waits in the outbox to be sent: pending, or failed and to be retried."""
+        """Whether it waits in the outbox to be sent: pending, or failed and to be retried
+        (an event being sent right now is too: its lease is in ``EventClaim``, not here)."""
         return self.status in self.DUE
 
     @property

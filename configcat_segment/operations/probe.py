@@ -2,13 +2,13 @@
 
 Sent through the same transport as real delivery (``segment.transport.send``: the same
 auth, gzip, timeout and user agent), in one ``/v1/batch`` request, and recorded in the
-event log as any event is: written first, held by a lease as the dispatcher's claims are
-(so no dispatcher sends them meanwhile, and if this process dies they are delivered later
-with the same messageId), then settled ``delivered``, or ``dead`` with Segment's answer as
-the error (a test is never retried). The track is "ConfigCat Segment Test" and both are
-from the test user :data:`TEST_USER_ID`, so they are easy to find, and to tell apart, in
-Segment's debugger and in the event log. They send no signal (``event_delivered``,
-``event_dead``) and leave the connection's health alone.
+event log as any event is: written first, not due before the end of a lease (its
+``next_attempt_at``, so no dispatcher sends them meanwhile, and if this process dies they
+are delivered later with the same messageId), then settled ``delivered``, or ``dead``
+with Segment's answer as the error (a test is never retried). The track is "ConfigCat
+Segment Test" and both are from the test user :data:`TEST_USER_ID`, so they are easy to
+find, and to tell apart, in Segment's debugger and in the event log. They send no signal
+(``event_delivered``, ``event_dead``) and leave the connection's health alone.
 """
 
 from __future__ import annotations

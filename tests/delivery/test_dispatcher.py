@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from configcat_segment.delivery import claims, outbox
 from configcat_segment.delivery.dispatcher import OVERSIZED_ERROR, Dispatcher
-from configcat_segment.models import Event
+from configcat_segment.models import Event, EventClaim
 from configcat_segment.segment import transport
 from configcat_segment.signals import event_dead, event_delivered
 from tests.segment_server import refused_url
@@ -445,22 +445,27 @@ def test_in_constants_takes_identifiers_only():
 
 
 def test_a_claim_is_one_statement_that_reads_the_due_index_in_order(segment_server, connect_to):
-    """Choosing, locking, leasing and reading back the claimed events is one statement,
-    and on SQLite it reads the partial "due" index in order rather than sorting."""
+    """Choosing, locking, leasing and reading back the claimed events is one statement
+    that writes the claims table only, and on SQLite it reads the partial "due" index in
+    order rather than sorting."""
     connection = connect_to(segment_server)
     enqueue(connection, range(5))
+    before = list(Event.objects.order_by("pk").values())
     now = timezone.now()
+    lease = now + dt.timedelta(minutes=5)
     with CaptureQueriesContext(db_connection) as queries:
-        claimed = claims.claim("default", connection, now, now + dt.timedelta(minutes=5), 3)
-    statements = [q["sql"] for q in queries if "due" in q["sql"].lower()]
+        claimed = claims.claim("default", connection, now, lease, 3)
+    statements = [q["sql"] for q in queries if "eventclaim" in q["sql"].lower()]
     assert len(statements) == 1
+    assert not [q for q in queries if q["sql"].lstrip().upper().startswith("UPDATE")]
     assert [e.attempts for e in claimed] == [1, 1, 1]
     assert [e.pk for e in claimed] == sorted(e.pk for e in claimed)
     assert {json.loads(e.text)["messageId"] for e in claimed} <= {
         message_id(connection, n) for n in range(5)
     }
-    assert statuses() == {"pending": 5}
-    assert Event.objects.filter(next_attempt_at__gt=now).count() == 3  # leased
+    assert list(Event.objects.order_by("pk").values()) == before  # the events: untouched
+    leases = EventClaim.objects.values_list("event_id", "lease_until", "claims")
+    assert sorted(leases) == [(e.pk, lease, 1) for e in claimed]
     if db_connection.vendor == "sqlite":
         with db_connection.cursor() as cursor:
             cursor.execute("EXPLAIN QUERY PLAN " + statements[0])

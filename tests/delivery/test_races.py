@@ -1,7 +1,8 @@
 """Putting events back in the queue while a round sends them: nothing goes out twice.
 
-A claimed event is pending until its round settles it; requeueing (failed and dead
-events) and fixing a connection's credentials (failed events) leave it alone.
+A claimed event is held by its live claim (``EventClaim``) until its round settles it,
+whatever its status says: requeueing leaves it alone, and fixing a connection's
+credentials may make it due, but no claim takes it while the lease lives.
 """
 
 import pytest
@@ -72,7 +73,8 @@ def test_fixing_the_credentials_during_the_send_of_a_retry_does_not_send_it_twic
 def test_a_lease_that_runs_out_still_makes_a_retried_event_due_again(
     segment_server, connect_to, clock, delivery_settings
 ):
-    """The worker died while retrying: its events are pending, due at the lease's end."""
+    """The worker died while retrying: its events stay failed, held by the claim until
+    the lease's end, then are due again, the lost claim counted as an attempt."""
     delivery_settings(LEASE_SECONDS=60)
     connection = connect_to(segment_server)
     fail_once(segment_server, connection, clock)
@@ -82,8 +84,9 @@ def test_a_lease_that_runs_out_still_makes_a_retried_event_due_again(
 
     with pytest.raises(KeyboardInterrupt):
         Dispatcher(clock=clock, send=die).deliver(connection.pk)
-    assert statuses() == {"pending": 3}
+    assert statuses() == {"failed": 3}
     assert Dispatcher(clock=clock).deliver_due().claimed == 0  # leased
+    assert outbox.requeue(Event.objects.all()) == 0  # in flight, as far as anyone knows
     clock.advance(61)
     report = Dispatcher(clock=clock).deliver_due()
     assert report.delivered == 3

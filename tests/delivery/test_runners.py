@@ -217,7 +217,8 @@ def test_the_fork_guard_gives_up_waiting_after_its_timeout():
 def test_a_connection_due_yet_with_nothing_to_claim_rests_until_the_next_poll(
     segment_server, connect_to
 ):
-    """Its due rows are locked by another transaction (say): the claim finds nothing. The
+    """Its due rows are locked by another transaction, or held by another worker's live
+    claims (the due index cannot tell): the claim finds nothing. The
     runner must not look again at once, which would spin for as long as the lock is held."""
     connection = connect_to(segment_server)
     enqueue(connection, range(3))

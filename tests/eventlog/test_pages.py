@@ -5,7 +5,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from configcat_segment.models import WebhookReceipt
+from configcat_segment.models import EventClaim, WebhookReceipt
 
 from ..conftest import CsrfClient
 from .conftest import EVENTS_URL, client_for, event_url, user_with
@@ -249,6 +249,27 @@ def test_the_detail_shows_the_delivery_timeline(viewer_client, make_event):
     timeline = text(viewer_client.get(event_url(failed)))
     assert "next attempt at" in timeline
     assert 'Last error: <span class="cs-error-text">timeout</span>' in timeline
+
+
+def test_the_detail_shows_an_event_being_sent_and_attempts_without_an_outcome(
+    changer_client, make_event
+):
+    """The lease is in the claims table, not in the row: a failed event being retried
+    says so rather than "failed" alone, and is not offered a retry meanwhile."""
+    now = timezone.now()
+    event = make_event(status="failed", attempts=1, last_error="timeout")
+    claim = EventClaim.objects.create(
+        event_id=event.pk, lease_until=now + dt.timedelta(minutes=5), claims=1
+    )
+    page = text(changer_client.get(event_url(event)))
+    assert "Being sent now: a worker holds it until" in page
+    assert claim.lease_until.strftime("%Y-%m-%d %H:%M:%S") in page
+    assert event_url(event) + "retry/" not in page
+    EventClaim.objects.filter(pk=claim.pk).update(lease_until=now, claims=2)
+    page = text(changer_client.get(event_url(event)))
+    assert "Being sent now" not in page
+    assert event_url(event) + "retry/" in page
+    assert "2 more attempts whose workers stopped before recording an outcome" in page
 
 
 def test_a_change_shows_the_webhook_receipt_it_came_from(

@@ -4,7 +4,8 @@ Each batch of ``CHUNK`` events is one short transaction (select their ids, then 
 so pruning millions of events holds no long lock, runs no transaction that grows with the
 work, and lets writers and workers go on between batches. Batches follow the primary key
 from where the last one stopped, so no batch reads again what an earlier one deleted. The
-event counts follow through their triggers; counts that fell to zero are removed at the end.
+event counts follow through their triggers; counts that fell to zero are removed at the end,
+and so are the dispatcher's claim rows left behind by a worker that died (``claims.sweep``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db import router
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from ...conf import get_settings
 from ...constants import PRUNE_CHUNK
 from ...database import counts
-from ...models import Event
+from ...delivery import claims
+from ...models import Event, EventClaim
 from ...segment.payloads import isoformat
 from ...settings_validators import MAX_RETENTION_DAYS
 from ..base import JSONCommand, whole_number
@@ -66,4 +69,5 @@ class Command(JSONCommand):
             batches, last = batches + 1, ids[-1]
         counts.add_changes()
         counts.remove_empty()
-        self.emit({**result, "deleted": deleted, "batches": batches})
+        swept = claims.sweep(router.db_for_write(EventClaim), timezone.now())
+        self.emit({**result, "deleted": deleted, "batches": batches, "stale_claims": swept})

@@ -4,9 +4,10 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 from django.db import connections, router
+from django.utils import timezone
 
 from ...delivery import outbox
-from ...models import Event
+from ...models import Event, EventClaim
 from ..base import JSONCommand, get_connection, whole_number
 
 
@@ -52,6 +53,8 @@ class Command(JSONCommand):
         if options["event"] is not None:
             events = events.filter(pk__in=options["event"])
         if options["dry_run"]:
-            self.emit({"would_requeue": events.count(), "dry_run": True})
+            # As requeue() counts: not the events being sent right now (a live claim).
+            waiting = events.exclude(EventClaim.holds(timezone.now()))
+            self.emit({"would_requeue": waiting.count(), "dry_run": True})
         else:
             self.emit({"requeued": outbox.requeue(events)})
