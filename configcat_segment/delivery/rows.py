@@ -1,16 +1,19 @@
-"""Writing events with one multi-row statement per chunk, without the ORM's per-row work.
+"""Writing events with prepared statements, without the ORM's per-row work.
 
 :func:`build_row` turns a message into what its ``Event`` row holds, the message already
 its final JSON text (:func:`~..segment.wire.encode_message`); :func:`insert_rows` writes
-rows with multi-row ``INSERT … VALUES (…), (…) ON CONFLICT (message_id) DO NOTHING``
-statements, as many rows in each as the database takes parameters for (all of a chunk on
-PostgreSQL, 71 on SQLite), through Django's connection for the events table's database
-(its router decides), inside whatever transaction the caller has open.
+rows with ``INSERT … ON CONFLICT (message_id) DO NOTHING`` through Django's connection for
+the events table's database (its router decides), inside whatever transaction the caller
+has open. The statement's shape is the one each database runs cheapest
+(``docs/performance.md``, "Final figures"):
 
-One statement for many rows, not one per row (``executemany``): the events table's
-triggers (the counts, SQLite's search index) and SQLite's statement journal then run once
-per statement. On SQLite, with the triggers, that is a quarter of the CPU per row
-(``docs/performance.md``).
+- SQLite: multi-row ``VALUES``, as many rows as it takes parameters for (71). The events
+  table's row triggers make SQLite open a statement journal per statement; one statement
+  per row cost four times the CPU per row.
+- PostgreSQL: one short single-row statement run for every row (``executemany``, which
+  psycopg pipelines). Django binds parameters on the client, so psycopg quotes every value
+  into a statement's text in Python: a long multi-row statement is parsed and quoted anew
+  each time, and costs more than the statement triggers run per row.
 """
 
 from __future__ import annotations
