@@ -41,6 +41,20 @@ def track(n, when):
     )
 
 
+def old_event(model, source, n, when, **fields):
+    """A "Feature Flag Changed" event written through a historical ``Event`` model."""
+    return model.objects.create(
+        connection=source,
+        type="track",
+        event_name="Feature Flag Changed",
+        flag_key=f"flag_{n}",
+        user_id=f"user-{n}",
+        message_id=f"upgrade-{n}",
+        payload=track(n, when),
+        **fields,
+    )
+
+
 def test_an_upgrade_keeps_every_event_and_delivers_the_waiting_ones():
     server = SegmentServer(write_keys={WRITE_KEY}).start()
     try:
@@ -54,14 +68,11 @@ def test_an_upgrade_keeps_every_event_and_delivers_the_waiting_ones():
         past = now - dt.timedelta(minutes=5)
         statuses = ["pending"] * 3 + ["failed"] * 2 + ["delivered"] * 2 + ["dead"]
         for n, status in enumerate(statuses):
-            OldEvent.objects.create(
-                connection=source,
-                type="track",
-                event_name="Feature Flag Changed",
-                flag_key=f"flag_{n}",
-                user_id=f"user-{n}",
-                message_id=f"upgrade-{n}",
-                payload=track(n, past),
+            old_event(
+                OldEvent,
+                source,
+                n,
+                past,
                 status=status,
                 attempts=1 if status == "failed" else 0,
                 next_attempt_at=past,
@@ -202,14 +213,11 @@ def test_events_claimed_before_the_claims_table_are_due_again_after_their_lease(
         for n, (status, attempts, at) in enumerate(
             [("pending", 0, now), ("pending", 1, lease), ("pending", 3, lease)]
         ):
-            OldEvent.objects.create(
-                connection=source,
-                type="track",
-                event_name="Feature Flag Changed",
-                flag_key=f"flag_{n}",
-                user_id=f"user-{n}",
-                message_id=f"upgrade-{n}",
-                payload=track(n, now),
+            old_event(
+                OldEvent,
+                source,
+                n,
+                now,
                 status=status,
                 attempts=attempts,
                 next_attempt_at=at,
