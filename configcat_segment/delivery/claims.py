@@ -185,11 +185,21 @@ def settle(
     adding the claims not yet counted to ``attempts``, less ``uncounted`` (1 when this
     round's own claim was not an attempt: the events were put back untried, or waited
     for the connection). Call it inside a transaction (``bookkeeping``).
+
+    On PostgreSQL the event rows are locked first, in key order: a claim locks event rows
+    and then claim rows, so a round settling after its lease ran out, while another
+    worker claims the same events, would otherwise take the two in the opposite order and
+    deadlock. Locked, they are skipped by claims (``SKIP LOCKED``) until this commits.
     """
     db = connections[using]
-    _, claims = _names(db)
+    table, claims = _names(db)
     keys, key_param = _any_of(db, [e.pk for e in events])
     with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE id {keys} ORDER BY id FOR UPDATE",  # noqa: S608
+                [key_param],
+            )
         cursor.execute(
             f"DELETE FROM {claims} WHERE event_id {keys} AND lease_until = %s "  # noqa: S608
             "RETURNING event_id, claims",
