@@ -120,22 +120,23 @@ def insert_rows(rows: Sequence[Row], *, now: dt.datetime) -> int:
         return insert(connection, cursor, prepared, shared)
 
 
-def _names(connection: Any) -> tuple[str, str, str]:
-    """The quoted table name, its column list (``_COLUMNS`` then ``_SHARED``), and the
-    unique ``message_id`` column."""
+def _names(connection: Any) -> tuple[str, str, str, str]:
+    """The quoted table name, its column list (``_COLUMNS`` then ``_SHARED``), the unique
+    ``message_id`` column, and one row's placeholders (``payload`` cast on PostgreSQL)."""
     meta, quote = Event._meta, connection.ops.quote_name
     names = [meta.get_field(name).column for name in (*_COLUMNS, *_SHARED, "message_id")]  # type: ignore[union-attr]
     *columns, unique = (quote(name or "") for name in names)
-    return quote(meta.db_table), ", ".join(columns), unique
+    payload = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    row = ", ".join(payload if name == "payload" else "%s" for name in (*_COLUMNS, *_SHARED))
+    return quote(meta.db_table), ", ".join(columns), unique, f"({row})"
 
 
 def _insert_values(
     connection: Any, cursor: Any, rows: list[tuple[Any, ...]], shared: list[Any]
 ) -> int:
     """Multi-row ``VALUES``, as many rows per statement as the database takes parameters."""
-    table, columns, unique = _names(connection)
+    table, columns, unique, values = _names(connection)
     fields = [Event._meta.get_field(name) for name in _COLUMNS + _SHARED]
-    values = "(" + ", ".join(["%s"] * len(fields)) + ")"
     per_statement = max(1, connection.ops.bulk_batch_size(fields, rows))
     written = 0
     for start in range(0, len(rows), per_statement):
@@ -160,14 +161,7 @@ def _insert_each(
     so psycopg converts it once; a multi-row ``VALUES`` (7,000 placeholders for 500 rows)
     or an array per column is quoted value by value on the client, with Django's default
     client-side binding, which cost more than the statement trigger run per row saves."""
-    table, columns, unique = _names(connection)
-    values = (
-        "VALUES ("
-        + ", ".join(
-            ["%s::jsonb" if name == "payload" else "%s" for name in _COLUMNS] + ["%s"] * len(shared)
-        )
-        + ")"
-    )
-    sql = _INSERT.format(table=table, columns=columns, rows=values, unique=unique)
+    table, columns, unique, values = _names(connection)
+    sql = _INSERT.format(table=table, columns=columns, rows=f"VALUES {values}", unique=unique)
     cursor.executemany(sql, [(*row, *shared) for row in rows])
     return cursor.rowcount if cursor.rowcount >= 0 else len(rows)
