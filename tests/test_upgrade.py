@@ -236,3 +236,53 @@ def test_events_claimed_before_the_claims_table_are_due_again_after_their_lease(
     finally:
         server.stop()
         migrate(latest())
+
+
+HOURLY_COUNTS = {  # what 0012 built and 0014's triggers kept: every hour by itself
+    "sqlite": "strftime('%Y-%m-%d %H:00:00', created_at)",
+    "postgresql": "date_trunc('hour', created_at, 'UTC')",
+}
+
+
+def test_0015_folds_the_counts_of_old_hours_and_keeps_them_exact():
+    from configcat_segment.database import counts, triggers
+    from configcat_segment.models import EventCount
+
+    try:
+        old = migrate([(APP, "0014_delivery_claims")])
+        Connection = old.get_model(APP, "SegmentConnection")
+        OldEvent = old.get_model(APP, "Event")
+        source = Connection.objects.create(name="Folded", write_key=WRITE_KEY, region="us")
+        now = timezone.now()
+        for n in range(12):  # every 12 hours for six days, the newest now
+            when = now - dt.timedelta(hours=12 * n)
+            status = "dead" if n % 3 == 0 else "delivered"
+            old_event(OldEvent, source, n, when, status=status, created_at=when)
+        with connection.cursor() as cursor:  # the counts as 0014 kept them
+            if connection.vendor == "sqlite":
+                cursor.execute("DROP TRIGGER configcat_segment_count_fold")
+            cursor.execute("DELETE FROM configcat_segment_eventcountchange")
+            cursor.execute("DELETE FROM configcat_segment_eventcount")
+            cursor.execute(
+                "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "  # noqa: S608 - constants only
+                f"SELECT connection_id, {HOURLY_COUNTS[connection.vendor]}, status, count(*) "
+                "FROM configcat_segment_event GROUP BY 1, 2, 3"
+            )
+        assert EventCount.objects.count() == 12
+
+        migrate(latest())
+
+        assert "configcat_segment_count_fold" in triggers.existing_triggers(connection) or (
+            connection.vendor == "postgresql"
+        )
+        counted = EventCount.objects.summed(["connection_id", "hour", "status"])
+        # Four days folded (two dead, six delivered), two days and the hour in progress
+        # hour by hour (five events).
+        assert counted[source.pk, counts.FOLDED, "dead"] == 2
+        assert counted[source.pk, counts.FOLDED, "delivered"] == 5
+        assert sum(counted.values()) == 12
+        assert EventCount.objects.filter(hour__gt=counts.FOLDED).count() == 5
+        Event.objects.filter(created_at__lt=now - dt.timedelta(days=3)).delete()  # 5 folded
+        assert EventCount.objects.summed(["status"]) == {("dead",): 3, ("delivered",): 4}
+    finally:
+        migrate(latest())

@@ -13,7 +13,7 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 from django.utils.module_loading import import_string
 
-from .triggers import TriggerSet
+from .triggers import TriggerSet, existing_triggers
 
 # Creating a trigger on PostgreSQL takes a lock that conflicts with writes. Waiting for it
 # behind a long transaction would queue every writer behind the migration, so each attempt
@@ -86,16 +86,23 @@ class InstallTriggers(Operation):
     transaction of its own that waits at most ``LOCK_TIMEOUT`` for its lock (retried), and
     the rebuild reads the table without blocking writers (see ``database.counts``). On
     SQLite, which has one writer at a time anyway, it all happens in one transaction.
+
+    With ``replace`` (vendor: trigger names), a later migration changes an installed set:
+    it creates the triggers missing and replaces those named (on SQLite, which cannot
+    replace a trigger, by dropping it in the same transaction), leaving the others alone;
+    reversed, it leaves the set in place, for the earlier migration to drop.
     """
 
     reduces_to_sql = True
     reversible = True
 
-    def __init__(self, sets: str) -> None:
+    def __init__(self, sets: str, replace: Mapping[str, list[str]] | None = None) -> None:
         self.sets = sets
+        self.replace = replace
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
-        return (self.__class__.__qualname__, [self.sets], {})
+        kwargs = {} if self.replace is None else {"replace": self.replace}
+        return (self.__class__.__qualname__, [self.sets], kwargs)
 
     def trigger_set(self, vendor: str) -> TriggerSet | None:
         sets: Mapping[str, TriggerSet] = import_string(self.sets)
@@ -115,15 +122,22 @@ class InstallTriggers(Operation):
         trigger_set = self.trigger_set(connection.vendor)
         if trigger_set is None:
             return
+        replaced: list[str] = []
+        names: list[str] | None = None  # all of them
+        if self.replace is not None:
+            replaced = self.replace.get(connection.vendor, [])
+            existing = existing_triggers(connection)
+            names = [n for n in trigger_set.triggers if n in replaced or n not in existing]
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             with transaction.atomic(using=connection.alias):
-                for statement in [*trigger_set.setup, *trigger_set.create()]:
+                statements = [*trigger_set.setup, *trigger_set.drop(replaced)]
+                for statement in [*statements, *trigger_set.create(names)]:
                     schema_editor.execute(statement, params=None)
                 _rebuild(schema_editor, trigger_set)
             return
         for statement in trigger_set.setup:  # functions: no lock on the events table
             schema_editor.execute(statement, params=None)
-        for statement in trigger_set.create():
+        for statement in trigger_set.create(names):  # CREATE OR REPLACE
             _create_with_retries(schema_editor, statement)
         _rebuild(schema_editor, trigger_set)
 
@@ -135,7 +149,7 @@ class InstallTriggers(Operation):
         to_state: ProjectState,
     ) -> None:
         trigger_set = self.trigger_set(schema_editor.connection.vendor)
-        if trigger_set is None:
+        if trigger_set is None or self.replace is not None:
             return
         for statement in [*trigger_set.drop(), *trigger_set.teardown]:
             schema_editor.execute(statement, params=None)

@@ -19,7 +19,9 @@ class TriggerSet:
 
     vendor: str
     table: str  # present once the migration that creates these triggers has run
-    triggers: Mapping[str, str]  # name: the CREATE TRIGGER statement after the name
+    # name: the CREATE TRIGGER statement after the name; on the events table, or on SQLite
+    # on ``table`` itself
+    triggers: Mapping[str, str]
     rebuild: Sequence[str]  # statements that make ``table`` right again from the events
     setup: Sequence[str] = ()  # what the triggers call (functions), created first
     teardown: Sequence[str] = ()  # and dropped after the triggers
@@ -38,17 +40,23 @@ class TriggerSet:
             if names is None or name in names
         ]
 
-    def drop(self) -> list[str]:
+    def drop(self, names: Sequence[str] | None = None) -> list[str]:
         on = f" ON {EVENTS}" if self.vendor == "postgresql" else ""
-        return [f"DROP TRIGGER IF EXISTS {name}{on}" for name in self.triggers]
+        return [
+            f"DROP TRIGGER IF EXISTS {name}{on}"
+            for name in self.triggers
+            if names is None or name in names
+        ]
 
 
 def existing_triggers(connection: BaseDatabaseWrapper) -> set[str]:
-    """The names of the triggers on the events table."""
+    """The names of the triggers on the events table (on SQLite: on any table, as those on
+    the tables the triggers keep go when Django rebuilds them too)."""
     if connection.vendor == "postgresql":
         sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = to_regclass(%s)"
+        params = [EVENTS]
     else:
-        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s"
+        sql, params = "SELECT name FROM sqlite_master WHERE type = 'trigger'", []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [EVENTS])
+        cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}

@@ -2,8 +2,9 @@
 
 Two queries, whose cost does not grow with the events table: the counts (per connection
 and status, and per hour for the chart) are read from ``EventCount``, which the database
-keeps exact (a few rows per connection and hour), and each connection's last delivery and
-last error are index probes (newest delivered, newest failed, newest dead).
+keeps exact (a few rows per connection and hour for the last two days, one per connection
+and status for every hour before), and each connection's last delivery and last error are
+index probes (newest delivered, newest failed, newest dead).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from ..database.counts import HOURS_CHARTED
 from ..models import EvaluationCounter, Event, EventCount, SegmentConnection
 
 HOUR = dt.timedelta(hours=1)
@@ -103,13 +105,18 @@ def evaluation_counters() -> dict[str, int]:
     }
 
 
-def events_per_hour(now: dt.datetime | None = None, hours: int = 24) -> list[HourlyCounts]:
+def events_per_hour(
+    now: dt.datetime | None = None, hours: int = HOURS_CHARTED
+) -> list[HourlyCounts]:
     """Events created in each of the last ``hours`` hours (the current one included), by status.
 
     The hours are UTC hours (what the counts are kept by), shown in the current time zone:
     its own hours wherever it is a whole number of hours from UTC. Hours without events
-    are there, empty.
+    are there, empty. At most :data:`~configcat_segment.database.HOURS_CHARTED`:
+    older hours are folded together.
     """
+    if not 1 <= hours <= HOURS_CHARTED:
+        raise ValueError(f"hours must be from 1 to {HOURS_CHARTED}, not {hours}")
     moment = (now or timezone.now()).astimezone(dt.UTC)
     this_hour = moment.replace(minute=0, second=0, microsecond=0)
     starts = [this_hour - dt.timedelta(hours=hours - 1 - n) for n in range(hours)]

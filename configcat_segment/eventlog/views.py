@@ -38,7 +38,7 @@ from . import actions, chart, export, overview
 from .display import body_text, pretty_json
 from .filters import KINDS
 from .listing import list_events, read_filter
-from .rows import event_rows
+from .rows import event_rows, row_template_is_packaged, rows_html
 
 VIEW = "configcat_segment.view_event"
 CHANGE = "configcat_segment.change_event"
@@ -98,6 +98,7 @@ def list_url(query: str = "") -> str:
 @staff_view(VIEW)
 def event_list(request: HttpRequest) -> HttpResponse:
     listing = list_events(request.GET)
+    rows = event_rows(listing.page.items)
     health = overview.connection_health()
     return render_page(
         request,
@@ -106,7 +107,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
         {
             "listing": listing,
             "events": listing.page.items,
-            "rows": event_rows(listing.page.items),
+            "rows": rows,
+            # Written in Python unless a project overrides the row's template.
+            "rows_html": rows_html(rows) if row_template_is_packaged() else None,
             "filter": listing.filter,
             "errors": listing.errors,
             "health": health,

@@ -53,7 +53,11 @@ class EventCountQuerySet(models.QuerySet["EventCount"]):
 
 
 class EventCount(models.Model):
-    """How many events of ``connection`` created in ``hour`` (UTC) are in ``status``."""
+    """How many events of ``connection`` created in ``hour`` (UTC) are in ``status``.
+
+    Hours older than two days are folded together into the hour ``database.counts.FOLDED``
+    (the epoch): those rows count every older event of the connection in the status.
+    """
 
     connection = models.ForeignKey(
         SegmentConnection,

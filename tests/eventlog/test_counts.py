@@ -11,6 +11,7 @@ import random
 import re
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,7 +30,7 @@ from configcat_segment.eventlog import actions, overview
 from configcat_segment.models import Event, EventCount, EventCountChange, SegmentConnection
 from tests.delivery.conftest import FakeClock, connect_to, segment_server, track  # noqa: F401 - fixtures
 
-from .bulk import generate_events
+from .bulk import generate_events, insert_events
 
 WAIT = 60  # seconds; only a safety net
 
@@ -60,8 +61,33 @@ def snapshot() -> Iterator[None]:
         yield
 
 
+def kept_from() -> dt.datetime:
+    """The first hour compared hour by hour: an hour after the database's window starts, so
+    that an hour turning while a test runs folds nothing that it compares one by one."""
+    this_hour = timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return this_hour - dt.timedelta(hours=counts.HOURS_KEPT - 1)
+
+
+def folded(counted: dict[tuple, int]) -> dict[tuple, int]:
+    """``counted`` with the hours before :func:`kept_from` added up, as the counts keep them."""
+    first = kept_from()
+    totals: dict[tuple, int] = defaultdict(int)
+    for (connection_id, hour, status), n in counted.items():
+        totals[connection_id, hour if hour >= first else counts.FOLDED, status] += n
+    return {key: n for key, n in totals.items() if n}
+
+
 def assert_exact() -> None:
-    assert kept() == truth()
+    """The last two days hour by hour, every older hour together, equal to COUNT(*)."""
+    assert folded(kept()) == folded(truth())
+
+
+def unfolded_old_rows() -> list[EventCount]:
+    """Count rows of an hour out of the window that are not the folded one (after the
+    changes are added in, on PostgreSQL): none."""
+    counts.add_changes()
+    old = kept_from() - dt.timedelta(hours=2)  # the database's window starts an hour earlier
+    return list(EventCount.objects.filter(hour__gt=counts.FOLDED, hour__lt=old))
 
 
 def write(conn: SegmentConnection, numbers, created: dt.datetime, **kwargs) -> list[Event]:
@@ -95,7 +121,7 @@ def test_counts_stay_exact_through_a_random_workload(
         return Event.objects.filter(pk__in=rng.sample(ids, min(len(ids), rng.randint(1, most))))
 
     def written():
-        hours_ago = rng.choice([0, 0, 1, 5, 30, 70])
+        hours_ago = rng.choice([0, 0, 1, 5, 30, 47, 48, 49, 70, 400])
         created = now - dt.timedelta(hours=hours_ago, minutes=rng.randint(0, 59))
         write(rng.choice(conns), [next(numbers) for _ in range(rng.randint(1, 12))], created)
 
@@ -129,7 +155,8 @@ def test_counts_stay_exact_through_a_random_workload(
         call_command("configcat_segment_prune", "--days", "30", stdout=io.StringIO())
 
     def changed_by_hand():  # raw updates: another hour, another connection, another status
-        some(Event.objects.all()).update(created_at=now - dt.timedelta(hours=rng.randint(0, 48)))
+        hours_ago = rng.choice([rng.randint(0, 48), rng.randint(40, 60), rng.randint(0, 500)])
+        some(Event.objects.all()).update(created_at=now - dt.timedelta(hours=hours_ago))
         some(Event.objects.all()).update(connection=rng.choice(conns))
         some(Event.objects.all()).update(status=rng.choice(["dead", "failed", "delivered"]))
 
@@ -149,10 +176,14 @@ def test_counts_stay_exact_through_a_random_workload(
         rng.choice(steps)()
         assert_exact()
         seen |= {status for (_, _, status) in truth()}
+        if connection.vendor == "sqlite":  # folded as they are written
+            assert unfolded_old_rows() == []
     connection_deleted()
     assert_exact()
     assert seen == {"pending", "delivered", "failed", "dead"}
     assert Event.objects.count() > 100
+    assert unfolded_old_rows() == []
+    assert EventCount.objects.filter(hour=counts.FOLDED).exists()
 
     # What the overview shows is the same.
     for row in overview.connection_health():
@@ -186,9 +217,69 @@ def test_the_overview_reads_counts_not_events(make_event, make_connection):
 
 
 @pytest.mark.django_db
+def test_a_month_of_events_is_a_few_counts_and_stays_exact_as_old_events_change(
+    make_connection,
+):
+    """Hours older than the window are folded into one count per connection and status,
+    whatever later happens to their events: deleted, settled, requeued, moved in time,
+    written late."""
+    conns = [make_connection(name=f"Folded {n}") for n in range(2)]
+    now = timezone.now()
+    statuses = ["delivered", "delivered", "pending", "failed", "dead"]
+    for conn in conns:  # one event every 20 minutes for 30 days
+        insert_events(
+            conn,
+            30 * 72,
+            status=lambda n: statuses[n % 5],
+            created_at=lambda n: now - dt.timedelta(minutes=20 * n),
+            prefix=f"month-{conn.name}",
+        )
+    assert_exact()
+    assert unfolded_old_rows() == []
+    # Two days hour by hour (and the hour in progress), the rest folded: 4 statuses each.
+    assert EventCount.objects.count() <= len(conns) * 4 * (counts.HOURS_KEPT + 2)
+    assert EventCount.objects.filter(hour=counts.FOLDED).count() == len(conns) * 4
+
+    old = Event.objects.filter(created_at__lt=now - dt.timedelta(days=3))
+    rng = random.Random(7)
+
+    def some_old(n):
+        ids = list(old.values_list("pk", flat=True))
+        return Event.objects.filter(pk__in=rng.sample(ids, n))
+
+    some_old(30).delete()
+    assert_exact()
+    some_old(30).update(status="dead")
+    assert_exact()
+    outbox.requeue(some_old(30))
+    assert_exact()
+    some_old(30).update(created_at=now)  # into the window
+    assert_exact()
+    recent = Event.objects.filter(created_at__gte=now - dt.timedelta(hours=2))
+    Event.objects.filter(pk__in=list(recent.values_list("pk", flat=True)[:10])).update(
+        created_at=now - dt.timedelta(days=9)  # out of it
+    )
+    assert_exact()
+    write(conns[1], range(10_000, 10_020), now - dt.timedelta(days=12))  # written late
+    assert_exact()
+    some_old(30).update(connection=conns[0])
+    assert_exact()
+    assert unfolded_old_rows() == []
+
+    counts.rebuild()
+    assert_exact()
+    assert unfolded_old_rows() == []
+    for row in overview.connection_health():
+        for status in Event.WAITING:
+            n = Event.objects.filter(connection=row.connection, status=status).count()
+            assert getattr(row, status) == n
+
+
+@pytest.mark.django_db
 def test_emptying_the_tables_in_any_order_leaves_no_count_behind(make_event):
     make_event(status="pending")
     make_event(status="dead")
+    make_event(status="dead", created_at=timezone.now() - dt.timedelta(days=5))  # folded
     with connection.cursor() as cursor:  # as Django's test flush may: every table
         cursor.execute("DELETE FROM configcat_segment_eventcount")
         cursor.execute("DELETE FROM configcat_segment_event")
@@ -256,7 +347,7 @@ def test_counts_stay_exact_with_concurrent_workers_writers_retries_and_pruning(
     def writer(n):
         with transaction.atomic():
             conn = conns[n % 2]
-            created = timezone.now() - dt.timedelta(hours=n % 3)
+            created = timezone.now() - dt.timedelta(hours=(n % 4) * 30)  # some folded
             write(conn, [next(numbers) for _ in range(20)], created)
         if n % 10 == 0:
             pending = Event.objects.filter(status="pending").values_list("message_id", flat=True)
@@ -306,3 +397,4 @@ def test_counts_stay_exact_with_concurrent_workers_writers_retries_and_pruning(
     assert_exact()
     assert Event.objects.filter(status="delivered").exists()
     assert EventCountChange.objects.count() < 2_000  # added in as they come, not piling up
+    assert unfolded_old_rows() == []

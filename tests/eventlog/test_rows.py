@@ -1,17 +1,25 @@
 """The event log's rows, built once a page (eventlog/rows.py), show what they showed before:
-the JSON API's page byte for byte what ``EventSerializer`` made of it."""
+the JSON API's page byte for byte what ``EventSerializer`` made of it, and the page's rows
+byte for byte what the row's template makes of them."""
 
 import datetime as dt
 import zoneinfo
 
 import pytest
 from django.template.defaultfilters import date as date_filter
+from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from rest_framework.renderers import JSONRenderer
 
 from configcat_segment.constants import EXPERIMENT_VIEWED
 from configcat_segment.eventlog.listing import list_events
-from configcat_segment.eventlog.rows import event_rows, events_json
+from configcat_segment.eventlog.rows import (
+    ROW_TEMPLATE,
+    event_rows,
+    events_json,
+    row_template_is_packaged,
+    rows_html,
+)
 from configcat_segment.models import Event
 from configcat_segment.serializers import EventSerializer
 
@@ -32,6 +40,9 @@ def every_kind(make_event):
         make_event(kind="changed", status="dead", created_at=moment.replace(microsecond=0)),
         make_event(kind="evaluated", status="delivered", flag_key="é ü “x”"),
         make_event(kind="identify", status="failed", last_error="x" * 200),
+        make_event(status="dead", last_error='HTTP 400: "bad" <input> & more'),
+        make_event(status="dead", last_error="é" * 119 + "e\u0301"),  # NFC: 120 characters
+        make_event(status="dead", last_error="ü" * 121, attempts=12345),
         make_event(kind="evaluated", status="pending", event_name=EXPERIMENT_VIEWED),
         make_event(kind="evaluated", status="delivered", delivered_at=moment),
     ]
@@ -81,3 +92,17 @@ def test_the_page_shows_each_row(viewer_client, every_kind):
     assert 'data-field="status">Dead</span>' in page
     assert "&lt;b&gt;&amp;amp;&lt;/b&gt;" in page  # escaped as before
     assert Event.objects.count() == len(every_kind)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/St_Johns"])
+@pytest.mark.parametrize("separator", [False, True])
+def test_the_rows_html_is_what_the_rows_template_writes(every_kind, zone, separator, settings):
+    settings.USE_THOUSAND_SEPARATOR = separator
+    with timezone.override(zoneinfo.ZoneInfo(zone)), translation.override("de"):
+        rows = event_rows(list_events({}).page.items)
+        expected = "".join(
+            render_to_string(ROW_TEMPLATE, {"row": row, "event": row.event}) for row in rows
+        )
+        assert row_template_is_packaged()
+        assert rows_html(rows) == expected
+    assert ('data-field="attempts">12.345<' in expected) is separator  # German, grouped

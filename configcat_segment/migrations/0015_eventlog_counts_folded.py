@@ -1,0 +1,31 @@
+"""The event counts of hours older than two days, folded into one per connection and status.
+
+The overview then reads a bounded number of counts, however long events are kept (see
+configcat_segment.database.counts). On SQLite the delete and update triggers are replaced
+(they take a folded hour's events from the folded count) and a trigger on the counts
+table folds; on PostgreSQL the function that adds the changes in folds, and no trigger on
+the events table changes. The counts are then rebuilt in folded form, as 0012 built them:
+on PostgreSQL without blocking writers.
+
+Reversed, the folding stays: what 0014 reads of the counts (totals per connection and
+status; the last day hour by hour) is the same either way, and 0012 drops it all.
+"""
+
+from django.db import migrations
+
+from configcat_segment.database.operations import InstallTriggers
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("configcat_segment", "0014_delivery_claims"),
+    ]
+
+    operations = [
+        InstallTriggers(
+            "configcat_segment.database.counts.SETS",
+            replace={"sqlite": ["configcat_segment_count_update", "configcat_segment_count_delete"]},
+        ),
+    ]
