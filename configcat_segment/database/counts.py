@@ -293,6 +293,19 @@ def add_changes(using: str = DEFAULT_DB_ALIAS, batch: int = ADD_BATCH) -> int:
         return int(cursor.fetchone()[0])
 
 
+def add_all_changes(using: str = DEFAULT_DB_ALIAS, batch: int = ADD_BATCH) -> int:
+    """Add every pending change into the counts (PostgreSQL), a batch at a time; how many
+    counts were written. For what should leave none pending, such as a migration after its
+    rebuild: readers would otherwise add them up, every one, until writes added them in.
+
+    Stops early if another transaction is adding them (it carries on in its place).
+    """
+    written = 0
+    while added := add_changes(using, batch):
+        written += added
+    return written
+
+
 def remove_empty(using: str = DEFAULT_DB_ALIAS) -> int:
     """Delete counts that fell to zero (after pruning, say); how many."""
     connection = connections[using]

@@ -5,15 +5,23 @@ configcat_segment.database.counts). On SQLite the delete and update triggers are
 (they take a folded hour's events from the folded count) and a trigger on the counts
 table folds; on PostgreSQL the function that adds the changes in folds, and no trigger on
 the events table changes. The counts are then rebuilt in folded form, as 0012 built them:
-on PostgreSQL without blocking writers.
+on PostgreSQL without blocking writers, and the changes pending there are added in (else
+every reader would add them up until writes had them added).
 
 Reversed, the folding stays: what 0014 reads of the counts (totals per connection and
 status; the last day hour by hour) is the same either way, and 0012 drops it all.
 """
 
+from typing import Any
+
 from django.db import migrations
 
+from configcat_segment.database import counts
 from configcat_segment.database.operations import InstallTriggers
+
+
+def add_pending_changes(apps: Any, schema_editor: Any) -> None:
+    counts.add_all_changes(schema_editor.connection.alias)
 
 
 class Migration(migrations.Migration):
@@ -28,4 +36,5 @@ class Migration(migrations.Migration):
             "configcat_segment.database.counts.SETS",
             replace={"sqlite": ["configcat_segment_count_update", "configcat_segment_count_delete"]},
         ),
+        migrations.RunPython(add_pending_changes, migrations.RunPython.noop, elidable=True),
     ]

@@ -398,3 +398,42 @@ def test_counts_stay_exact_with_concurrent_workers_writers_retries_and_pruning(
     assert Event.objects.filter(status="delivered").exists()
     assert EventCountChange.objects.count() < 2_000  # added in as they come, not piling up
     assert unfolded_old_rows() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_folding_on_postgresql_makes_no_event_writer_wait(make_event, segment_connection):
+    """The adder folds while holding its counts; writers, of old hours too, go on."""
+    now = timezone.now()
+    for days in (3, 4, 5):
+        make_event(status="dead", created_at=now - dt.timedelta(days=days))
+    folding, done = threading.Event(), threading.Event()
+    folded: list[int] = []
+
+    def adder() -> None:
+        try:
+            with transaction.atomic():
+                folded.append(counts.add_changes())
+                folding.set()
+                done.wait(WAIT)  # holds the folded counts' row locks and the advisory lock
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=adder)
+    thread.start()
+    try:
+        assert folding.wait(WAIT)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")  # fails rather than waits
+            write(segment_connection, range(100, 110), now - dt.timedelta(days=6))
+            write(segment_connection, range(110, 120), now)
+            Event.objects.filter(created_at__lt=now - dt.timedelta(days=4)).update(
+                status="pending"
+            )
+            Event.objects.filter(created_at__lt=now - dt.timedelta(days=5, hours=12)).delete()
+    finally:
+        done.set()
+        thread.join(WAIT)
+    assert folded and folded[0] > 0
+    assert_exact()
+    assert unfolded_old_rows() == []

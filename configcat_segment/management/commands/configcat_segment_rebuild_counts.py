@@ -30,7 +30,7 @@ class Command(JSONCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         using = options["database"]
         counts.rebuild(using)
-        counts.add_changes(using)
+        counts.add_all_changes(using)
         by_status = {
             status: n
             for (status,), n in sorted(EventCount.objects.using(using).summed(["status"]).items())
