@@ -427,9 +427,7 @@ def test_folding_on_postgresql_makes_no_event_writer_wait(make_event, segment_co
             cursor.execute("SET LOCAL lock_timeout = '2s'")  # fails rather than waits
             write(segment_connection, range(100, 110), now - dt.timedelta(days=6))
             write(segment_connection, range(110, 120), now)
-            Event.objects.filter(created_at__lt=now - dt.timedelta(days=4)).update(
-                status="pending"
-            )
+            Event.objects.filter(created_at__lt=now - dt.timedelta(days=4)).update(status="pending")
             Event.objects.filter(created_at__lt=now - dt.timedelta(days=5, hours=12)).delete()
     finally:
         done.set()
