@@ -22,7 +22,7 @@ from ..models import Event
 from ..serializers import EventDetailSerializer, connection_json, connection_summary_json
 from .listing import list_events
 from .overview import ConnectionHealth, connection_health
-from .rows import events_json
+from .rows import JSON_FIELDS, events_json
 from .views import VIEW, VIEW_CONNECTIONS, VIEW_RECEIPTS
 
 
@@ -49,12 +49,13 @@ class EventLogAPIView(APIView):
 class EventListAPI(EventLogAPIView):
     """``GET``: a page of events, newest first, with ``next`` and ``previous`` links.
 
-    The events are ``EventSerializer``'s shape, built by :func:`.rows.events_json`: the
-    serializer's per-field machinery, run for every row, cost more than the page's query.
+    The events are ``EventSerializer``'s shape, built by :func:`.rows.events_json` from
+    the page's values: the serializer's per-field machinery, and building model instances,
+    run for every row, cost more than the page's query.
     """
 
     def get(self, request: Request) -> Response:
-        listing = list_events(request.query_params)
+        listing = list_events(request.query_params, fields=JSON_FIELDS)
         if listing.errors:
             return Response({"errors": listing.errors}, status=400)
         page = listing.page

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models.fields.json import KT
 from django.utils import timezone
@@ -30,7 +31,7 @@ CONNECTION_NOT_SHOWN = tuple(
 class Listing:
     filter: EventFilter
     errors: dict[str, str]
-    page: Page[Event]
+    page: Page[Any]  # events, or named tuples (see list_events)
 
     def query_string(self, cursor: Cursor | None = None) -> str:
         """``?…`` for this filter at ``cursor`` (the first page when None)."""
@@ -45,10 +46,15 @@ def read_filter(params: Mapping[str, str]) -> tuple[EventFilter, dict[str, str]]
     return parse(params, timezone.get_current_timezone())
 
 
-def list_events(params: Mapping[str, str], *, size: int | None = None) -> Listing:
+def list_events(
+    params: Mapping[str, str], *, size: int | None = None, fields: Sequence[str] | None = None
+) -> Listing:
     """The events ``params`` ask for: filters, a cursor, and errors for what was not valid.
 
-    Invalid filters are left out and reported; an invalid cursor shows the first page.
+    Invalid filters are left out and reported; an invalid cursor shows the first page. With
+    ``fields``, the page's items are named tuples of ``pk`` and those fields (``values_list``)
+    rather than events: what a page that shows only values reads, without building two model
+    instances a row (the event and its connection).
     """
     event_filter, errors = read_filter(params)
     cursor = None
@@ -60,10 +66,12 @@ def list_events(params: Mapping[str, str], *, size: int | None = None) -> Listin
                 "This page link is not valid (it may have been cut short); "
                 "showing the newest events instead."
             )
+    # Event.source, without loading the message.
+    marked = Event.objects.annotate(source_marker=KT("payload__properties__source"))
     events = event_filter.rows(
-        Event.objects.select_related("connection")
-        .defer("payload", *CONNECTION_NOT_SHOWN)
-        .annotate(source_marker=KT("payload__properties__source"))  # Event.source
+        marked.select_related("connection").defer("payload", *CONNECTION_NOT_SHOWN)
+        if fields is None
+        else marked.values_list("pk", *fields, named=True)
     )
     page = paginate(events, cursor, size or get_settings().EVENT_LOG_PAGE_SIZE)
     return Listing(filter=event_filter, errors=errors, page=page)

@@ -36,7 +36,7 @@ from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from ..models import Event
-from ..models.event import SOURCE_LABELS
+from ..models.event import SOURCE_LABELS, event_kind, event_source
 
 # Reversed with this id once, then the id is put in its place for each row.
 _ANY_ID = 987654321
@@ -179,8 +179,29 @@ def _moments() -> Callable[[dt.datetime | None], str | None]:
     return moment
 
 
-def events_json(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """The events as ``EventSerializer(events, many=True).data`` has them, in its order."""
+# What events_json() reads of each event (with ``pk``): list_events(fields=JSON_FIELDS).
+JSON_FIELDS: Final = (
+    "created_at",
+    "connection_id",
+    "connection__name",
+    "type",
+    "event_name",
+    "flag_key",
+    "user_id",
+    "message_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "queued_at",
+    "delivered_at",
+    "source_marker",
+)
+
+
+def events_json(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """The events as ``EventSerializer(events, many=True).data`` has them, in its order,
+    from the rows of ``list_events(fields=JSON_FIELDS)``."""
     url = detail_url()
     labels = Labels.current()
     moment = _moments()
@@ -189,10 +210,10 @@ def events_json(events: Iterable[Event]) -> list[dict[str, Any]]:
             "id": event.pk,
             "url": url(event.pk),
             "created_at": moment(event.created_at),
-            "connection": {"id": str(event.connection_id), "name": event.connection.name},
-            "kind": event.kind,
-            "change_source": event.source,
-            "source_display": labels.source.get(event.source, ""),
+            "connection": {"id": str(event.connection_id), "name": event.connection__name},
+            "kind": event_kind(event.type, event.event_name),
+            "change_source": source,
+            "source_display": labels.source.get(source, ""),
             "type": event.type,
             "event_name": event.event_name,
             "flag_key": event.flag_key,
@@ -207,4 +228,5 @@ def events_json(events: Iterable[Event]) -> list[dict[str, Any]]:
             "delivered_at": moment(event.delivered_at),
         }
         for event in events
+        for source in [event_source(event.event_name, event.source_marker)]
     ]

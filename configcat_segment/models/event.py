@@ -181,7 +181,7 @@ class Event(models.Model):
         if marker is _NOT_READ:
             properties = self.payload.get("properties") if isinstance(self.payload, dict) else {}
             marker = properties.get("source") if isinstance(properties, dict) else None
-        return SOURCE_AUDIT_LOG if marker == SOURCE_AUDIT_LOG else SOURCE_WEBHOOK
+        return event_source(self.event_name, marker)
 
     @property
     def source_display(self) -> str:
@@ -190,13 +190,25 @@ class Event(models.Model):
     @property
     def kind(self) -> str:
         """``changed``, ``evaluated``, ``experiment`` or ``identify``: what the event log shows."""
-        if self.type == self.Type.IDENTIFY:
-            return "identify"
-        return {
-            FLAG_CHANGED: "changed",
-            FLAG_EVALUATED: "evaluated",
-            EXPERIMENT_VIEWED: "experiment",
-        }.get(self.event_name, self.event_name)
+        return event_kind(self.type, self.event_name)
+
+
+def event_kind(type_: str, event_name: str) -> str:
+    """:attr:`Event.kind` from an event's ``type`` and ``event_name``."""
+    if type_ == Event.Type.IDENTIFY:
+        return "identify"
+    return _KINDS.get(event_name, event_name)
+
+
+def event_source(event_name: str, marker: Any) -> str:
+    """:attr:`Event.source` from an event's ``event_name`` and its message's
+    ``properties.source`` (the ``source_marker`` the event log's queries annotate)."""
+    if event_name != FLAG_CHANGED:
+        return ""
+    return SOURCE_AUDIT_LOG if marker == SOURCE_AUDIT_LOG else SOURCE_WEBHOOK
+
+
+_KINDS = {FLAG_CHANGED: "changed", FLAG_EVALUATED: "evaluated", EXPERIMENT_VIEWED: "experiment"}
 
 
 # The outbox's queries name the statuses of its partial index in their SQL (see lookups).
