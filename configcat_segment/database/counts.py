@@ -39,10 +39,11 @@ folded hour's events go, and when folding runs:
   It touches only counts, which writers never lock, so folding makes no event writer
   wait; prune and the rebuild command call the adder too.
 - On **SQLite** a trigger on the counts table folds, in the writer's transaction, when a
-  count row is created: once per connection, status and hour in the ordinary course, and
-  at once when a change to an old event creates a row for a folded hour. The delete and
-  update triggers take one from the event's hour if that row is still there, else from
-  the folded row. The folded row holds at least the events of every hour whose row is
+  count row is created: once per connection, status and hour. An event of an hour out of
+  the window (written late, or settled, requeued or moved there) is counted in the folded
+  row straight away; the delete and update triggers take one from the event's hour if
+  that row is still there (its hour may have left the window since the last fold), else
+  from the folded row. The folded row holds at least the events of every hour whose row is
   gone (by induction over the changes), so that never falls through, and a table emptied
   out of order still leaves no negative count behind.
 
@@ -215,19 +216,24 @@ POSTGRESQL: Final = TriggerSet(
 # -- SQLite ----------------------------------------------------------------------------------
 
 _HOUR = "strftime('%Y-%m-%d %H:00:00', {0}.created_at)"
+# An event of an hour out of the window is counted in the folded row straight away: a row
+# of its own would only be folded again (and settling an old backlog would fold per event).
 _ADD_NEW = (
     "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "  # noqa: S608 - constants only
-    f"VALUES (new.connection_id, {_HOUR.format('new')}, new.status, 1) "
+    f"VALUES (new.connection_id, CASE WHEN {_HOUR.format('new')} < {_KEPT_FROM_SQLITE} "
+    f"THEN {_FOLDED_SQLITE} ELSE {_HOUR.format('new')} END, new.status, 1) "
     "ON CONFLICT (connection_id, hour, status) DO UPDATE SET count = count + 1;"
 )
-# From the event's hour if it is still counted by itself, else from the folded count (the
-# epoch sorts first, so max() prefers the hour).
+# From the event's hour while it is in the window (its row is there); before, from the
+# hour if its row is still there (not folded yet), else from the folded count (the epoch
+# sorts first, so max() prefers the hour). CASE reads the counts again only for those.
 _REMOVE_OLD = (
     "UPDATE configcat_segment_eventcount SET count = count - 1 "  # noqa: S608 - constants only
-    "WHERE connection_id = old.connection_id AND status = old.status AND hour = ("
+    "WHERE connection_id = old.connection_id AND status = old.status AND hour = "
+    f"CASE WHEN {_HOUR.format('old')} >= {_KEPT_FROM_SQLITE} THEN {_HOUR.format('old')} ELSE ("
     "SELECT max(hour) FROM configcat_segment_eventcount "
     "WHERE connection_id = old.connection_id AND status = old.status "
-    f"AND hour IN ({_FOLDED_SQLITE}, {_HOUR.format('old')}));"
+    f"AND hour IN ({_FOLDED_SQLITE}, {_HOUR.format('old')})) END;"
 )
 # Every row of an hour out of the window, added to the folded rows and deleted. ``'now'``
 # is the same in both statements: SQLite keeps it for the whole of one sqlite3_step().
