@@ -242,6 +242,24 @@ HOURLY_COUNTS = {  # what 0012 built and 0014's triggers kept: every hour by its
     "sqlite": "strftime('%Y-%m-%d %H:00:00', created_at)",
     "postgresql": "date_trunc('hour', created_at, 'UTC')",
 }
+_HOUR = "strftime('%Y-%m-%d %H:00:00', {}.created_at)"
+_ADD = (
+    "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "
+    f"VALUES (new.connection_id, {_HOUR.format('new')}, new.status, 1) "
+    "ON CONFLICT (connection_id, hour, status) DO UPDATE SET count = count + 1;"
+)
+_REMOVE = (
+    "UPDATE configcat_segment_eventcount SET count = count - 1 WHERE connection_id = "
+    f"old.connection_id AND hour = {_HOUR.format('old')} AND status = old.status;"
+)
+SQLITE_TRIGGERS_0014 = {  # 0014's count triggers on SQLite, every hour by itself
+    "configcat_segment_count_insert": f"AFTER INSERT ON configcat_segment_event BEGIN {_ADD} END",
+    "configcat_segment_count_update": (
+        "AFTER UPDATE OF connection_id, created_at, status ON configcat_segment_event "
+        f"BEGIN {_REMOVE} {_ADD} END"
+    ),
+    "configcat_segment_count_delete": f"AFTER DELETE ON configcat_segment_event BEGIN {_REMOVE} END",
+}
 
 
 def test_0015_folds_the_counts_of_old_hours_and_keeps_them_exact():
@@ -259,8 +277,11 @@ def test_0015_folds_the_counts_of_old_hours_and_keeps_them_exact():
             status = "dead" if n % 3 == 0 else "delivered"
             old_event(OldEvent, source, n, when, status=status, created_at=when)
         with connection.cursor() as cursor:  # the counts as 0014 kept them
-            if connection.vendor == "sqlite":
+            if connection.vendor == "sqlite":  # and its triggers
                 cursor.execute("DROP TRIGGER configcat_segment_count_fold")
+                for name, body in SQLITE_TRIGGERS_0014.items():
+                    cursor.execute(f"DROP TRIGGER {name}")
+                    cursor.execute(f"CREATE TRIGGER {name} {body}")
             cursor.execute("DELETE FROM configcat_segment_eventcountchange")
             cursor.execute("DELETE FROM configcat_segment_eventcount")
             cursor.execute(
@@ -272,9 +293,14 @@ def test_0015_folds_the_counts_of_old_hours_and_keeps_them_exact():
 
         migrate(latest())
 
-        assert "configcat_segment_count_fold" in triggers.existing_triggers(connection) or (
-            connection.vendor == "postgresql"
-        )
+        if connection.vendor == "sqlite":  # the events table's triggers are the new ones
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+                installed = dict(cursor.fetchall())
+            for name, body in counts.SQLITE.triggers.items():
+                assert body in installed[name], name
+        else:
+            assert "configcat_segment_count_insert" in triggers.existing_triggers(connection)
         counted = EventCount.objects.summed(["connection_id", "hour", "status"])
         # Four days folded (two dead, six delivered), two days and the hour in progress
         # hour by hour (five events).

@@ -1,9 +1,9 @@
 """The event counts of hours older than two days, folded into one per connection and status.
 
 The overview then reads a bounded number of counts, however long events are kept (see
-configcat_segment.database.counts). On SQLite the delete and update triggers are replaced
-(they take a folded hour's events from the folded count) and a trigger on the counts
-table folds; on PostgreSQL the function that adds the changes in folds, and no trigger on
+configcat_segment.database.counts). On SQLite the events table's count triggers are
+replaced (they count a folded hour's events in the folded count) and a trigger on the
+counts table folds; on PostgreSQL the function that adds the changes in folds, and no trigger on
 the events table changes. The counts are then rebuilt in folded form, as 0012 built them:
 on PostgreSQL without blocking writers, and the changes pending there are added in (else
 every reader would add them up until writes had them added).
@@ -34,7 +34,13 @@ class Migration(migrations.Migration):
     operations = [
         InstallTriggers(
             "configcat_segment.database.counts.SETS",
-            replace={"sqlite": ["configcat_segment_count_update", "configcat_segment_count_delete"]},
+            replace={
+                "sqlite": [
+                    "configcat_segment_count_insert",
+                    "configcat_segment_count_update",
+                    "configcat_segment_count_delete",
+                ]
+            },
         ),
         migrations.RunPython(add_pending_changes, migrations.RunPython.noop, elidable=True),
     ]
