@@ -244,26 +244,28 @@ HOURLY_COUNTS = {  # what 0012 built and 0014's triggers kept: every hour by its
 }
 _HOUR = "strftime('%Y-%m-%d %H:00:00', {}.created_at)"
 _ADD = (
-    "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "
+    "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "  # noqa: S608 - constants only
     f"VALUES (new.connection_id, {_HOUR.format('new')}, new.status, 1) "
     "ON CONFLICT (connection_id, hour, status) DO UPDATE SET count = count + 1;"
 )
 _REMOVE = (
-    "UPDATE configcat_segment_eventcount SET count = count - 1 WHERE connection_id = "
+    "UPDATE configcat_segment_eventcount SET count = count - 1 WHERE connection_id = "  # noqa: S608 - constants only
     f"old.connection_id AND hour = {_HOUR.format('old')} AND status = old.status;"
 )
 SQLITE_TRIGGERS_0014 = {  # 0014's count triggers on SQLite, every hour by itself
-    "configcat_segment_count_insert": f"AFTER INSERT ON configcat_segment_event BEGIN {_ADD} END",
+    "configcat_segment_count_insert": (f"AFTER INSERT ON configcat_segment_event BEGIN {_ADD} END"),
     "configcat_segment_count_update": (
         "AFTER UPDATE OF connection_id, created_at, status ON configcat_segment_event "
         f"BEGIN {_REMOVE} {_ADD} END"
     ),
-    "configcat_segment_count_delete": f"AFTER DELETE ON configcat_segment_event BEGIN {_REMOVE} END",
+    "configcat_segment_count_delete": (
+        f"AFTER DELETE ON configcat_segment_event BEGIN {_REMOVE} END"
+    ),
 }
 
 
 def test_0015_folds_the_counts_of_old_hours_and_keeps_them_exact():
-    from configcat_segment.database import counts, triggers
+    from configcat_segment.database import counts, folding, triggers
     from configcat_segment.models import EventCount
 
     try:
@@ -304,10 +306,10 @@ def test_0015_folds_the_counts_of_old_hours_and_keeps_them_exact():
         counted = EventCount.objects.summed(["connection_id", "hour", "status"])
         # Four days folded (two dead, six delivered), two days and the hour in progress
         # hour by hour (five events).
-        assert counted[source.pk, counts.FOLDED, "dead"] == 2
-        assert counted[source.pk, counts.FOLDED, "delivered"] == 5
+        assert counted[source.pk, folding.FOLDED, "dead"] == 2
+        assert counted[source.pk, folding.FOLDED, "delivered"] == 5
         assert sum(counted.values()) == 12
-        assert EventCount.objects.filter(hour__gt=counts.FOLDED).count() == 5
+        assert EventCount.objects.filter(hour__gt=folding.FOLDED).count() == 5
         Event.objects.filter(created_at__lt=now - dt.timedelta(days=3)).delete()  # 5 folded
         assert EventCount.objects.summed(["status"]) == {("dead",): 3, ("delivered",): 4}
     finally:

@@ -19,61 +19,23 @@ admin, a cascade, raw SQL. Nothing in Python has to remember to count.
 counts become ``COUNT(*)`` minus the changes, both read in one snapshot, so that adding
 every change, those still to come included, gives the truth.
 
-**Folding.** Only the chart asks for hours, and only for the last :data:`HOURS_CHARTED`;
-everything else adds the hours up. So the counts of every hour before the last
-:data:`HOURS_KEPT` are folded into one row per connection and status, at the hour
-:data:`FOLDED` (the epoch, older than any event), and the overview reads at most
-connections x statuses x (:data:`HOURS_KEPT` + 2) rows, however long events are kept. The
-day of margin beyond the chart's hours covers a web server's clock running ahead of the
-database's and a request that reads across the turn of an hour, for four rows per
-connection and hour.
-
-Folding moves counts between rows of one connection and status without changing their
-sum, so it is exact at every moment; what has to stay right is where later changes to a
-folded hour's events go, and when folding runs:
-
-- On **PostgreSQL** nothing changes for writers: they still append changes with the
-  event's own hour. The adder, which already runs in the background under the advisory
-  lock, adds changes of a folded hour to the folded row and then folds the hours that went
-  out of the window since (an index range on ``hour``, empty but at the turn of an hour).
-  It touches only counts, which writers never lock, so folding makes no event writer
-  wait; prune and the rebuild command call the adder too.
-- On **SQLite** a trigger on the counts table folds, in the writer's transaction, when a
-  count row is created: once per connection, status and hour. An event of an hour out of
-  the window (written late, or settled, requeued or moved there) is counted in the folded
-  row straight away; the delete and update triggers take one from the event's hour if
-  that row is still there (its hour may have left the window since the last fold), else
-  from the folded row. The folded row holds at least the events of every hour whose row is
-  gone (by induction over the changes), so that never falls through, and a table emptied
-  out of order still leaves no negative count behind.
-
-Folding is part of writing because only writing makes rows: a quiet installation has no
-new hour to fold, and a busy one folds as it goes, on its own, with nothing to schedule.
-Folding on read would make a page view a write (on SQLite, one that waits for the writer),
-and folding only when pruning would leave the rows growing where nobody prunes.
-:func:`rebuild` counts straight into the folded form.
+**Folding**: the hours before the last two days are kept as one count per connection and
+status (see :mod:`.folding`, which says when and why); the triggers and the adder below
+count a folded hour's events there, and :func:`rebuild` counts straight into that form.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Final
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from .folding import FOLDED_PG, FOLDED_SQLITE, KEPT_FROM_PG, KEPT_FROM_SQLITE
 from .triggers import TriggerSet
 
 COUNTS: Final = "configcat_segment_eventcount"
 LOCK: Final = "hashtext('configcat_segment_eventcount')"  # the advisory lock's key
 ADD_BATCH: Final = 5_000  # changes added in per call, at most
-HOURS_CHARTED: Final = 24  # hours that readers may ask for one by one (the chart's)
-HOURS_KEPT: Final = 2 * HOURS_CHARTED  # hours counted one by one; older ones are folded
-FOLDED: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # the hour of the folded counts
-_FOLDED_PG = "timestamptz '1970-01-01 00:00:00+00'"
-_FOLDED_SQLITE = "'1970-01-01 00:00:00'"
-# The first hour still counted one by one, on the database's clock.
-_KEPT_FROM_PG = f"date_trunc('hour', now(), 'UTC') - interval '{HOURS_KEPT} hours'"
-_KEPT_FROM_SQLITE = f"strftime('%Y-%m-%d %H:00:00', 'now', '-{HOURS_KEPT} hours')"
 
 # -- PostgreSQL ------------------------------------------------------------------------------
 
@@ -119,7 +81,7 @@ CREATE OR REPLACE FUNCTION configcat_segment_add_event_count_changes(batch integ
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     added bigint;
-    kept_from timestamptz := {_KEPT_FROM_PG};
+    kept_from timestamptz := {KEPT_FROM_PG};
 BEGIN
     -- One adder at a time; the others skip (the changes wait for the next one).
     IF NOT pg_try_advisory_xact_lock(hashtext('configcat_segment_eventcount')) THEN
@@ -132,7 +94,7 @@ BEGIN
         RETURNING connection_id, hour, status, delta
     )
     INSERT INTO configcat_segment_eventcount AS counted (connection_id, hour, status, count)
-    SELECT connection_id, CASE WHEN hour < kept_from THEN {_FOLDED_PG} ELSE hour END, status,
+    SELECT connection_id, CASE WHEN hour < kept_from THEN {FOLDED_PG} ELSE hour END, status,
         sum(delta)
     FROM moved
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
@@ -142,11 +104,11 @@ BEGIN
     -- The hours that went out of the window since, folded.
     WITH aged AS (
         DELETE FROM configcat_segment_eventcount
-        WHERE hour > {_FOLDED_PG} AND hour < kept_from
+        WHERE hour > {FOLDED_PG} AND hour < kept_from
         RETURNING connection_id, status, count
     )
     INSERT INTO configcat_segment_eventcount AS counted (connection_id, hour, status, count)
-    SELECT connection_id, {_FOLDED_PG}, status, sum(count) FROM aged
+    SELECT connection_id, {FOLDED_PG}, status, sum(count) FROM aged
     GROUP BY 1, 3 ORDER BY 1, 3
     ON CONFLICT (connection_id, hour, status)
     DO UPDATE SET count = counted.count + EXCLUDED.count;
@@ -194,7 +156,7 @@ POSTGRESQL: Final = TriggerSet(
         # then added to counts that did not include it.
         f"""
         INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count)
-        SELECT connection_id, CASE WHEN hour < {_KEPT_FROM_PG} THEN {_FOLDED_PG} ELSE hour END,
+        SELECT connection_id, CASE WHEN hour < {KEPT_FROM_PG} THEN {FOLDED_PG} ELSE hour END,
             status, sum(n)
         FROM (
             SELECT connection_id, date_trunc('hour', created_at, 'UTC') AS hour, status,
@@ -220,8 +182,8 @@ _HOUR = "strftime('%Y-%m-%d %H:00:00', {0}.created_at)"
 # of its own would only be folded again (and settling an old backlog would fold per event).
 _ADD_NEW = (
     "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "  # noqa: S608 - constants only
-    f"VALUES (new.connection_id, CASE WHEN {_HOUR.format('new')} < {_KEPT_FROM_SQLITE} "
-    f"THEN {_FOLDED_SQLITE} ELSE {_HOUR.format('new')} END, new.status, 1) "
+    f"VALUES (new.connection_id, CASE WHEN {_HOUR.format('new')} < {KEPT_FROM_SQLITE} "
+    f"THEN {FOLDED_SQLITE} ELSE {_HOUR.format('new')} END, new.status, 1) "
     "ON CONFLICT (connection_id, hour, status) DO UPDATE SET count = count + 1;"
 )
 # From the event's hour while it is in the window (its row is there); before, from the
@@ -230,17 +192,17 @@ _ADD_NEW = (
 _REMOVE_OLD = (
     "UPDATE configcat_segment_eventcount SET count = count - 1 "  # noqa: S608 - constants only
     "WHERE connection_id = old.connection_id AND status = old.status AND hour = "
-    f"CASE WHEN {_HOUR.format('old')} >= {_KEPT_FROM_SQLITE} THEN {_HOUR.format('old')} ELSE ("
+    f"CASE WHEN {_HOUR.format('old')} >= {KEPT_FROM_SQLITE} THEN {_HOUR.format('old')} ELSE ("
     "SELECT max(hour) FROM configcat_segment_eventcount "
     "WHERE connection_id = old.connection_id AND status = old.status "
-    f"AND hour IN ({_FOLDED_SQLITE}, {_HOUR.format('old')})) END;"
+    f"AND hour IN ({FOLDED_SQLITE}, {_HOUR.format('old')})) END;"
 )
 # Every row of an hour out of the window, added to the folded rows and deleted. ``'now'``
 # is the same in both statements: SQLite keeps it for the whole of one sqlite3_step().
-_AGED = f"hour > {_FOLDED_SQLITE} AND hour < {_KEPT_FROM_SQLITE}"
+_AGED = f"hour > {FOLDED_SQLITE} AND hour < {KEPT_FROM_SQLITE}"
 _FOLD = (
     "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "  # noqa: S608 - constants only
-    f"SELECT connection_id, {_FOLDED_SQLITE}, status, sum(count) "
+    f"SELECT connection_id, {FOLDED_SQLITE}, status, sum(count) "
     f"FROM configcat_segment_eventcount WHERE {_AGED} GROUP BY connection_id, status "
     "ON CONFLICT (connection_id, hour, status) DO UPDATE SET count = count + excluded.count; "
     f"DELETE FROM configcat_segment_eventcount WHERE {_AGED};"
@@ -265,14 +227,14 @@ SQLITE: Final = TriggerSet(
         ),
         # On the counts table: a new row is a new hour (or a folded one written to again).
         "configcat_segment_count_fold": (
-            f"AFTER INSERT ON {COUNTS} WHEN new.hour <> {_FOLDED_SQLITE} BEGIN {_FOLD} END"
+            f"AFTER INSERT ON {COUNTS} WHEN new.hour <> {FOLDED_SQLITE} BEGIN {_FOLD} END"
         ),
     },
     rebuild=[
         "DELETE FROM configcat_segment_eventcountchange",
         "DELETE FROM configcat_segment_eventcount",
         "INSERT INTO configcat_segment_eventcount (connection_id, hour, status, count) "  # noqa: S608 - constants only
-        f"SELECT connection_id, CASE WHEN hour < {_KEPT_FROM_SQLITE} THEN {_FOLDED_SQLITE} "
+        f"SELECT connection_id, CASE WHEN hour < {KEPT_FROM_SQLITE} THEN {FOLDED_SQLITE} "
         "ELSE hour END, status, sum(n) FROM ("
         "SELECT connection_id, strftime('%Y-%m-%d %H:00:00', created_at) AS hour, status, "
         "count(*) AS n FROM configcat_segment_event GROUP BY 1, 2, 3"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from ..database.counts import HOURS_CHARTED
+from ..database.folding import HOURS_CHARTED
 from ..models import EvaluationCounter, Event, EventCount, SegmentConnection
 
 HOUR = dt.timedelta(hours=1)

@@ -23,7 +23,7 @@ from django.db.models.functions import TruncHour
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from configcat_segment.database import counts
+from configcat_segment.database import counts, folding
 from configcat_segment.delivery import outbox
 from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.eventlog import actions, overview
@@ -65,7 +65,7 @@ def kept_from() -> dt.datetime:
     """The first hour compared hour by hour: an hour after the database's window starts, so
     that an hour turning while a test runs folds nothing that it compares one by one."""
     this_hour = timezone.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    return this_hour - dt.timedelta(hours=counts.HOURS_KEPT - 1)
+    return this_hour - dt.timedelta(hours=folding.HOURS_KEPT - 1)
 
 
 def folded(counted: dict[tuple, int]) -> dict[tuple, int]:
@@ -73,7 +73,7 @@ def folded(counted: dict[tuple, int]) -> dict[tuple, int]:
     first = kept_from()
     totals: dict[tuple, int] = defaultdict(int)
     for (connection_id, hour, status), n in counted.items():
-        totals[connection_id, hour if hour >= first else counts.FOLDED, status] += n
+        totals[connection_id, hour if hour >= first else folding.FOLDED, status] += n
     return {key: n for key, n in totals.items() if n}
 
 
@@ -87,7 +87,7 @@ def unfolded_old_rows() -> list[EventCount]:
     changes are added in, on PostgreSQL): none."""
     counts.add_changes()
     old = kept_from() - dt.timedelta(hours=2)  # the database's window starts an hour earlier
-    return list(EventCount.objects.filter(hour__gt=counts.FOLDED, hour__lt=old))
+    return list(EventCount.objects.filter(hour__gt=folding.FOLDED, hour__lt=old))
 
 
 def write(conn: SegmentConnection, numbers, created: dt.datetime, **kwargs) -> list[Event]:
@@ -183,7 +183,7 @@ def test_counts_stay_exact_through_a_random_workload(
     assert seen == {"pending", "delivered", "failed", "dead"}
     assert Event.objects.count() > 100
     assert unfolded_old_rows() == []
-    assert EventCount.objects.filter(hour=counts.FOLDED).exists()
+    assert EventCount.objects.filter(hour=folding.FOLDED).exists()
 
     # What the overview shows is the same.
     for row in overview.connection_health():
@@ -237,8 +237,8 @@ def test_a_month_of_events_is_a_few_counts_and_stays_exact_as_old_events_change(
     assert_exact()
     assert unfolded_old_rows() == []
     # Two days hour by hour (and the hour in progress), the rest folded: 4 statuses each.
-    assert EventCount.objects.count() <= len(conns) * 4 * (counts.HOURS_KEPT + 2)
-    assert EventCount.objects.filter(hour=counts.FOLDED).count() == len(conns) * 4
+    assert EventCount.objects.count() <= len(conns) * 4 * (folding.HOURS_KEPT + 2)
+    assert EventCount.objects.filter(hour=folding.FOLDED).count() == len(conns) * 4
 
     old = Event.objects.filter(created_at__lt=now - dt.timedelta(days=3))
     rng = random.Random(7)
