@@ -256,12 +256,12 @@ class Runner:
         """Deliver one connection's due events, batch after batch, until none are left or
         another due connection is waiting for a lane.
 
-        On PostgreSQL, what Segment accepted is settled by the lane's :class:`.Settler`
-        while the next batch is claimed and sent; the lane's reports are complete once it
-        has closed."""
-        settler = (
-            Settler(self.fork_guard.database) if self.dispatcher.settles_in_background else None
-        )
+        On PostgreSQL, once a lane has a backlog (more than one batch), what Segment
+        accepted is settled by the lane's :class:`.Settler` while the next batch is claimed
+        and sent; a lane with one batch to send settles it itself and needs no second
+        thread and connection. The lane's reports are complete once the settler is closed.
+        """
+        settler: Settler | None = None
         rounds: list[Report] = []
         try:
             try:
@@ -278,6 +278,8 @@ class Runner:
                         break
                     if not report.more or give_way:
                         break
+                    if settler is None and self.dispatcher.settles_in_background:
+                        settler = Settler(self.fork_guard.database)
             finally:
                 if settler is not None:
                     settler.close()  # raises what a settlement in the background raised

@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 
 from configcat_segment.delivery import claims
+from configcat_segment.delivery import runner as runner_module
 from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.delivery.runner import Runner
 from configcat_segment.delivery.settler import Settler
@@ -186,12 +187,13 @@ def test_a_runner_settling_in_the_background_delivers_and_counts_every_batch(
 
 @in_transactions
 def test_a_settlement_that_fails_in_the_background_is_logged_and_loses_nothing(
-    segment_server, connect_to, monkeypatch, caplog
+    segment_server, connect_to, delivery_settings, monkeypatch, caplog
 ):
     """The lane stops and logs it; the events stay queued under their claims, to be sent
     again (same messageIds) once the lease runs out, as after a crash."""
+    delivery_settings(BATCH_SIZE=2)
     connection = connect_to(segment_server)
-    enqueue(connection, range(3))
+    enqueue(connection, range(5))
     settle = claims.settle
 
     def fails_in_the_settler(*args, **kwargs):
@@ -206,11 +208,36 @@ def test_a_settlement_that_fails_in_the_background_is_logged_and_loses_nothing(
     assert runner.errors == 1
     assert f"delivering to {connection.pk} failed" in caplog.text
     assert "the database went away" in caplog.text
-    assert report.delivered == 0
-    assert statuses() == {"pending": 3}
+    # The first batch was settled by the lane; the second's settlement, in the
+    # background, failed, and the lane learnt it when it came to settle the third.
+    assert report.delivered == 2
+    assert statuses() == {"delivered": 2, "pending": 3}
     assert claims_left() == 3  # held until their lease runs out, then claimed again
 
 
 def test_runners_settle_in_the_background_only_where_writers_run_concurrently():
     expected = connections["default"].vendor != "sqlite"
     assert Dispatcher().settles_in_background is expected
+
+
+@in_transactions
+@pytest.mark.parametrize(("events", "settlers"), [(3, 0), (9, 1)])
+def test_only_a_lane_with_a_backlog_starts_a_settler(
+    segment_server, connect_to, delivery_settings, monkeypatch, events, settlers
+):
+    """One batch is settled by the lane itself: no second thread and database connection
+    for a lane that ends after one round (a trickle of events, the usual case)."""
+    delivery_settings(BATCH_SIZE=4)
+    started = []
+
+    class Recording(Settler):
+        def __init__(self, *args, **kwargs):
+            started.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "Settler", Recording)
+    connection = connect_to(segment_server)
+    enqueue(connection, range(events))
+    report = Runner(SettlingInBackground(), poll_seconds=SAFETY_SECONDS).run(until_idle=True)
+    assert report.delivered == events
+    assert len(started) == settlers
