@@ -73,6 +73,20 @@ def test_a_connection_that_had_errors_and_no_longer_works_is_closed():
     assert in_a_thread(turns) is None
 
 
+def test_with_conn_max_age_0_a_connection_dropped_while_the_loop_slept_is_closed():
+    """No error on it yet (a server restart, a pooler's idle timeout): checked each turn,
+    so the turn reconnects instead of failing."""
+
+    def turns():
+        with conn_max_age(0):
+            query()
+            default_connection.is_usable = lambda: False  # dropped; nothing raised yet
+            close_broken_connections()
+            return default_connection.connection
+
+    assert in_a_thread(turns) is None
+
+
 def test_a_connection_older_than_a_conn_max_age_is_closed():
     def turns():
         with conn_max_age(60):

@@ -18,11 +18,22 @@ __all__ = ["close_broken_connections"]
 
 
 def close_broken_connections() -> None:
-    """``close_old_connections()`` for a loop's turn: close this thread's connections
-    that had errors and no longer work, or that outlived a ``CONN_MAX_AGE`` greater than 0,
-    and keep the others open (whatever ``CONN_MAX_AGE`` is)."""
+    """``close_old_connections()`` for a loop's turn: close this thread's connections that
+    no longer work, and keep the others.
+
+    With ``CONN_MAX_AGE`` set (seconds, or ``None``: for ever), Django's own rules apply: a
+    connection that had errors and fails its check, or is older than that, is closed, and
+    ``CONN_HEALTH_CHECKS`` checks the others before their next use. With 0, under which
+    Django would have reconnected for each request, each connection is checked now (a
+    ``SELECT 1`` on PostgreSQL, nothing on SQLite), so one that the server or a pooler
+    dropped while the loop slept does not fail the turn.
+    """
     for connection in connections.all(initialized_only=True):
         if connection.connection is None:
             continue
-        if connection.errors_occurred or connection.settings_dict["CONN_MAX_AGE"]:
+        if connection.settings_dict["CONN_MAX_AGE"] != 0:
             connection.close_if_unusable_or_obsolete()
+        elif connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()

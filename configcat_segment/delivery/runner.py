@@ -100,6 +100,22 @@ class ForkGuard:
                 self._users -= 1
                 self._condition.notify_all()
 
+    def share(self) -> Callable[[], None]:
+        """One more share, taken at once, for work a thread that holds a share hands to
+        another (the settler's): no fork can be under way while the giver holds its own,
+        so none starts before this one is given back, by calling what this returns. (The
+        taker would otherwise wait for a fork that waits for the giver, which waits for
+        the taker, until the fork's timeout.)"""
+        with self._condition:
+            self._users += 1
+
+        def give_back() -> None:
+            with self._condition:
+                self._users -= 1
+                self._condition.notify_all()
+
+        return give_back
+
     def before_fork(self, timeout: float) -> None:
         with self._condition:
             self._forking = True
@@ -267,7 +283,10 @@ class Runner:
             try:
                 while not self.stopping:
                     with self.fork_guard.database():
-                        report = self.dispatcher.deliver(connection_id, settler=settler)
+                        if settler is None:
+                            report = self.dispatcher.deliver(connection_id)
+                        else:
+                            report = self.dispatcher.deliver(connection_id, settler=settler)
                     rounds.append(report)
                     with self._lock:
                         give_way = self._lanes_wanted
@@ -279,7 +298,7 @@ class Runner:
                     if not report.more or give_way:
                         break
                     if settler is None and self.dispatcher.settles_in_background:
-                        settler = Settler(self.fork_guard.database)
+                        settler = Settler(self.fork_guard)
             finally:
                 if settler is not None:
                     settler.close()  # raises what a settlement in the background raised

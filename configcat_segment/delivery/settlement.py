@@ -30,6 +30,9 @@ from .settler import Settler
 
 logger = logging.getLogger(__name__)
 
+# What settling a delivery may change on the connection (``mark_healthy``).
+HEALTH_FIELDS = ("unhealthy_since", "unhealthy_reason")
+
 
 @dataclass
 class _Signals:
@@ -74,10 +77,19 @@ class Round:
     def settling(self) -> Iterator[None]:
         """A transaction settling outcomes, once the settlement in hand (if any) is done;
         their signals are sent once it commits."""
+        failed: Exception | None = None
         if self.settler is not None:
-            self.settler.wait()
+            try:
+                if self.settler.wait():
+                    # What it settled may have changed the connection's health since
+                    # this round read it.
+                    self.connection.refresh_from_db(using=self.using, fields=HEALTH_FIELDS)
+            except Exception as error:  # raised once this outcome is recorded too
+                failed = error
         with self._transaction():
             yield
+        if failed is not None:
+            raise failed
 
     def settle_delivered(self, events: Sequence[Claimed]) -> None:
         """Settle ``events`` as delivered: in the background with a settler, else now."""

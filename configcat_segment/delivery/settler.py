@@ -21,22 +21,34 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from django.db import connections
 
-__all__ = ["Settler"]
+__all__ = ["Guard", "Settler"]
 
 Settlement = Callable[[], None]
 
 
+class Guard(Protocol):
+    """What a settler needs of the runner's fork guard (``runner.ForkGuard``)."""
+
+    def database(self) -> AbstractContextManager[None]:
+        """Held while a thread uses the database (waits while a fork is under way)."""
+
+    def share(self) -> Callable[[], None]:
+        """One more share for a thread that holds one, at once; returns its release."""
+
+
 class _Job:
-    """A settlement handed to the thread, and how it ended."""
+    """A settlement handed to the thread, the share of the guard it holds, and how it ended."""
 
-    __slots__ = ("done", "error", "settle")
+    __slots__ = ("done", "error", "release", "settle")
 
-    def __init__(self, settle: Settlement) -> None:
+    def __init__(self, settle: Settlement, release: Callable[[], None]) -> None:
         self.settle = settle
+        self.release = release
         self.done = threading.Event()
         self.error: BaseException | None = None
 
@@ -44,20 +56,30 @@ class _Job:
 class Settler:
     """Runs settlements one at a time, in order, on a thread of its own.
 
-    ``database`` is held around each one (the runner's fork guard). :meth:`wait` returns
-    once the settlement in hand is done and re-raises its error; :meth:`close` waits,
-    then closes the thread's database connections and ends it.
+    With the runner's fork ``guard``, each settlement holds a share of it taken by the
+    thread that submits it (which holds one: it is delivering), so a fork waits for the
+    settlement and no settlement waits for a fork. :meth:`wait` returns once the
+    settlement in hand is done and re-raises its error; :meth:`close` waits, then closes
+    the thread's database connections and ends it.
     """
 
-    def __init__(self, database: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
-        self._database = database
+    def __init__(self, guard: Guard | None = None) -> None:
+        self._guard = guard
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._in_hand: _Job | None = None
 
     def submit(self, settle: Settlement) -> None:
-        """Settle in the background, once the settlement in hand is done."""
-        self.wait()
+        """Settle in the background, once the settlement in hand is done.
+
+        If that one failed, ``settle`` runs here and now (what Segment accepted is still
+        recorded if the database lets it), and then the failure is raised.
+        """
+        try:
+            self.wait()
+        except BaseException:
+            settle()
+            raise
         if self._thread is None:
             thread = threading.Thread(
                 target=self._run, name="configcat-segment-settle", daemon=True
@@ -68,17 +90,20 @@ class Settler:
                 settle()  # the exit flush: settle here and now
                 return
             self._thread = thread
-        self._in_hand = job = _Job(settle)
+        release = self._guard.share() if self._guard is not None else _nothing
+        self._in_hand = job = _Job(settle, release)
         self._jobs.put(job)
 
-    def wait(self) -> None:
-        """Return once nothing is being settled; raise what the last settlement raised."""
+    def wait(self) -> bool:
+        """Return once nothing is being settled (true if something was); raise what the
+        last settlement raised."""
         job, self._in_hand = self._in_hand, None
         if job is None:
-            return
+            return False
         job.done.wait()
         if job.error is not None:
             raise job.error
+        return True
 
     def close(self) -> None:
         """Wait for the settlement in hand (raising its error), then end the thread."""
@@ -93,11 +118,18 @@ class Settler:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
-                with self._database():
-                    job.settle()
+                job.settle()
             except BaseException as error:  # handed to the lane by wait()
                 job.error = error
             finally:
+                job.release()
                 job.done.set()
-        with self._database():
+        if self._guard is None:
             connections.close_all()  # this thread's connections only
+            return
+        with self._guard.database():
+            connections.close_all()
+
+
+def _nothing() -> None:
+    pass

@@ -126,11 +126,12 @@ def send_test_events(
         timeout=settings.HTTP_TIMEOUT_SECONDS,
         event=TEST_EVENT,
     )
-    # Still ours: not claimed by a dispatcher, which could happen only if the request
-    # outlasted the lease (its timeout is far shorter); that dispatcher settles them then.
-    held = Event.objects.filter(pk__in=[e.pk for e in events], next_attempt_at=lease_until).exclude(
-        Exists(EventClaim.objects.filter(event_id=OuterRef("pk")))
-    )
+    # Still ours: neither claimed nor settled by a dispatcher (settling adds to attempts),
+    # which could happen only if the request outlasted the lease (its timeout is far
+    # shorter); that dispatcher's outcome is the one recorded then.
+    held = Event.objects.filter(
+        pk__in=[e.pk for e in events], next_attempt_at=lease_until, attempts=1
+    ).exclude(Exists(EventClaim.objects.filter(event_id=OuterRef("pk"))))
     if answer.status is not None and 200 <= answer.status < 300:
         held.update(status=Event.Status.DELIVERED, delivered_at=clock(), last_error="")
     else:

@@ -2,7 +2,6 @@
 the settler's own promises, then the dispatcher's and the runner's with it (real database,
 the Segment-compatible server)."""
 
-import contextlib
 import logging
 import threading
 
@@ -11,8 +10,9 @@ from django.db import connections
 
 from configcat_segment.delivery import claims
 from configcat_segment.delivery import runner as runner_module
+from configcat_segment.delivery import settler as settler_module
 from configcat_segment.delivery.dispatcher import Dispatcher
-from configcat_segment.delivery.runner import Runner
+from configcat_segment.delivery.runner import ForkGuard, Runner
 from configcat_segment.delivery.settler import Settler
 from configcat_segment.models import Event, EventClaim
 
@@ -75,21 +75,76 @@ def test_close_raises_what_the_settlement_in_hand_raised_and_still_ends_the_thre
     assert "configcat-segment-settle" not in {t.name for t in threading.enumerate()}
 
 
-def test_each_settlement_holds_the_database_guard():
-    held = []
+def test_a_fork_waits_for_the_settlement_in_hand():
+    guard = ForkGuard()
+    settler = Settler(guard)
+    may_end = threading.Event()
+    with guard.database():  # the lane, delivering
+        settler.submit(lambda: may_end.wait(SAFETY_SECONDS))
+    forking = threading.Thread(target=guard.before_fork, args=(SAFETY_SECONDS,))
+    forking.start()
+    forking.join(0.05)
+    assert forking.is_alive()  # the settlement holds a share of the guard
+    may_end.set()
+    forking.join(SAFETY_SECONDS)
+    assert not forking.is_alive()
+    guard.after_fork_in_parent()
+    settler.close()
 
-    @contextlib.contextmanager
-    def database():
-        held.append("enter")
-        yield
-        held.append("exit")
 
-    settler = Settler(database)
-    settler.submit(lambda: held.append("settle"))
-    settler.wait()
-    assert held == ["enter", "settle", "exit"]
-    settler.close()  # closing its connections holds it too
-    assert held == ["enter", "settle", "exit", "enter", "exit"]
+def test_a_settlement_never_waits_for_a_fork_that_waits_for_its_lane():
+    """The fork asked for after the lane handed over a settlement: the settlement must not
+    wait for the fork, which waits for the lane, which waits for the settlement (until
+    the fork gives up: 2 s here)."""
+    guard = ForkGuard()
+    settler = Settler(guard)
+    ran = []
+
+    def fork():
+        guard.before_fork(2)
+        guard.after_fork_in_parent()
+
+    with guard.database():  # the lane, delivering
+        forking = threading.Thread(target=fork)
+        forking.start()
+        while not guard._forking:  # the fork is waiting for the lane
+            forking.join(0.001)
+        settler.submit(lambda: ran.append(1))
+        settler.wait()
+        assert forking.is_alive()  # still waiting for the lane: the settlement did not wait
+    forking.join(SAFETY_SECONDS)
+    settler.close()
+    assert ran == [1]
+
+
+def test_a_failed_settlement_is_raised_by_the_next_submit_which_still_settles():
+    """Found when the lane hands over the next batch, which Segment has accepted: that one
+    is recorded there and then, and the failure goes on up (the lane logs it and stops)."""
+    settler = Settler()
+    ran = []
+
+    def fails():
+        raise RuntimeError("the database went away")
+
+    settler.submit(fails)
+    with pytest.raises(RuntimeError, match="the database went away"):
+        settler.submit(lambda: ran.append(threading.current_thread().name))
+    settler.close()
+    assert ran == [threading.current_thread().name]  # here, not on the settler's thread
+
+
+def test_without_a_thread_at_interpreter_shutdown_a_settlement_runs_at_once(monkeypatch):
+    """Python 3.12 and later start no thread at exit: the exit flush settles inline."""
+
+    def no_threads(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(settler_module.threading.Thread, "start", no_threads)
+    settler = Settler()
+    ran = []
+    settler.submit(lambda: ran.append(threading.current_thread().name))
+    assert ran == [threading.current_thread().name]
+    settler.close()
 
 
 @in_transactions
@@ -129,6 +184,7 @@ def test_a_round_s_delivery_is_settled_in_the_background_and_counted_once_settle
 
 
 @in_transactions
+@pytest.mark.postgres  # SQLite's write lock orders the two anyway: the test could not fail
 def test_a_later_outcome_waits_for_the_delivery_being_settled(
     segment_server, connect_to, monkeypatch
 ):
@@ -209,10 +265,11 @@ def test_a_settlement_that_fails_in_the_background_is_logged_and_loses_nothing(
     assert f"delivering to {connection.pk} failed" in caplog.text
     assert "the database went away" in caplog.text
     # The first batch was settled by the lane; the second's settlement, in the
-    # background, failed, and the lane learnt it when it came to settle the third.
+    # background, failed, and the lane learnt it when it handed over the third, which it
+    # then settled itself before stopping (the round that raised reports nothing).
     assert report.delivered == 2
-    assert statuses() == {"delivered": 2, "pending": 3}
-    assert claims_left() == 3  # held until their lease runs out, then claimed again
+    assert statuses() == {"delivered": 3, "pending": 2}
+    assert claims_left() == 2  # held until their lease runs out, then claimed again
 
 
 def test_runners_settle_in_the_background_only_where_writers_run_concurrently():
