@@ -29,6 +29,10 @@ def claims_left() -> int:
 # -- the settler ---------------------------------------------------------------------------
 
 
+def database_went_away():
+    raise RuntimeError("the database went away")
+
+
 def test_settlements_run_in_order_on_a_thread_of_their_own_one_at_a_time():
     settler = Settler()
     ran: list[tuple[str, str]] = []
@@ -54,11 +58,7 @@ def test_settlements_run_in_order_on_a_thread_of_their_own_one_at_a_time():
 def test_wait_raises_what_the_settlement_raised_and_the_settler_goes_on():
     settler = Settler()
     ran = []
-
-    def fails():
-        raise RuntimeError("the database went away")
-
-    settler.submit(fails)
+    settler.submit(database_went_away)
     with pytest.raises(RuntimeError, match="the database went away"):
         settler.wait()
     settler.wait()  # raised once, then forgotten
@@ -122,11 +122,7 @@ def test_a_failed_settlement_is_raised_by_the_next_submit_which_still_settles():
     is recorded there and then, and the failure goes on up (the lane logs it and stops)."""
     settler = Settler()
     ran = []
-
-    def fails():
-        raise RuntimeError("the database went away")
-
-    settler.submit(fails)
+    settler.submit(database_went_away)
     with pytest.raises(RuntimeError, match="the database went away"):
         settler.submit(lambda: ran.append(threading.current_thread().name))
     settler.close()
