@@ -8,7 +8,9 @@ in this process), gzip on. Measured in child processes (fork), so each starts eq
   ``flush()`` returns;
 - ``outbox <db> <n>w``: the events already written as pending rows; ``n`` worker processes
   (``Runner.run(until_idle=True)``, as ``configcat_segment_worker --once``) from start until
-  every event is delivered and marked so in the database, on SQLite and PostgreSQL.
+  every event is delivered and marked so in the database, on SQLite and PostgreSQL; on
+  PostgreSQL also ``settling inline``, the lanes as they were before they settled what
+  Segment accepted on a thread of their own (``delivery/settler.py``).
 
 The variants run interleaved, ``--repeat`` times; the table shows medians and the ratio to
 the client with its defaults. Peak memory is tracemalloc's peak of the measured process
@@ -46,6 +48,7 @@ from django.utils import timezone  # noqa: E402
 from segment.analytics import Client  # noqa: E402
 
 from benchmarks.delivery_settings import SQLITE_PATH, SwitchRouter  # noqa: E402
+from configcat_segment.delivery.dispatcher import Dispatcher  # noqa: E402
 from configcat_segment.delivery.runner import Runner  # noqa: E402
 from configcat_segment.models import Event, EventClaim, SegmentConnection  # noqa: E402
 from configcat_segment.segment import payloads as messages  # noqa: E402
@@ -151,11 +154,17 @@ def client_child(endpoint, payloads, upload_size, trace, barrier, results):
     results.put(_measured(work, trace))
 
 
-def outbox_child(alias, trace, barrier, results):
+class SettlingInline(Dispatcher):
+    """The dispatcher as it was before lanes settled deliveries in the background."""
+
+    settles_in_background = False
+
+
+def outbox_child(alias, inline, trace, barrier, results):
     SwitchRouter.alias = alias
 
     def work():
-        Runner(poll_seconds=0.05).run(until_idle=True)
+        Runner(SettlingInline() if inline else None, poll_seconds=0.05).run(until_idle=True)
 
     barrier.wait()
     results.put(_measured(work, trace))
@@ -163,7 +172,7 @@ def outbox_child(alias, trace, barrier, results):
 
 def run_variant(variant, server, payloads, trace=False):
     """One measured run: (events per second, peak traced bytes)."""
-    kind, db, workers = variant
+    kind, db, workers, *how = variant
     before = len(server.accepted_ids)
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(workers), context.Queue()
@@ -172,7 +181,7 @@ def run_variant(variant, server, payloads, trace=False):
         target, args = client_child, (server.url, payloads, upload_size, trace, barrier, results)
     else:
         prepare(DATABASES[db], server.url, payloads)
-        target, args = outbox_child, (DATABASES[db], trace, barrier, results)
+        target, args = outbox_child, (DATABASES[db], how == ["inline"], trace, barrier, results)
     children = [context.Process(target=target, args=args) for _ in range(workers)]
     for child in children:
         child.start()
@@ -200,8 +209,12 @@ def main() -> None:
     connections.close_all()
 
     # ("client", upload size, 1): its default batches of 100, and batches of 500 like ours.
+    # On PostgreSQL, lanes settle deliveries in the background; "inline" is without that.
     variants = [("client", "100", 1), ("client", "500", 1)] + [
-        ("outbox", db, workers) for db in DATABASES for workers in (1, 4)
+        ("outbox", db, workers, *how)
+        for db in DATABASES
+        for workers in (1, 4)
+        for how in ([()] if db == "sqlite" else [(), ("inline",)])
     ]
     rates: dict[tuple, list[float]] = {v: [] for v in variants}
     peaks: dict[tuple, int] = {}
@@ -228,11 +241,12 @@ def main() -> None:
     print("| variant | events/s (median) | min - max | vs client | peak memory (MiB) |")
     print("|---|---:|---:|---:|---:|")
     for variant in variants:
-        kind, db, workers = variant
+        kind, db, workers, *how = variant
         if kind == "client":
             name = f"segment-analytics-python Client, upload_size={db}"
         else:
             name = f"outbox, {db}, {workers} worker{'s' if workers > 1 else ''}"
+            name += ", settling inline" if how else ""
         median = statistics.median(rates[variant])
         print(
             f"| {name} | {median:,.0f} | {min(rates[variant]):,.0f} - {max(rates[variant]):,.0f} "

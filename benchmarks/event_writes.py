@@ -11,6 +11,14 @@ the two for ``--rounds`` rounds: evaluations written as the evaluation writer wr
 (``insert_rows``, 500 a transaction, no receipt), then settled as the dispatcher settles
 them (one ``UPDATE`` of 500 by primary key: delivered, attempts, next attempt, delivered
 at). Microseconds per event, the median of each round's batches, then the median over rounds.
+
+``--without search``, ``--without counts``, ``--without indexes`` (repeatable) add the newest
+schema less one part, dropped after the prefill: the search index (trigram GIN indexes on
+PostgreSQL, the FTS5 triggers on SQLite), the count triggers, or every ``cs_event_*`` index
+but the due index: what each part costs a write and a settlement.
+
+    python benchmarks/event_writes.py --prefill 20000 --without search --without counts \
+        --without indexes --postgres postgres://postgres@127.0.0.1:5432/cs_bench_ew
 """
 
 from __future__ import annotations
@@ -37,7 +45,40 @@ MEASURES = ("insert", "settle", "insert WAL", "settle WAL")
 APP = "configcat_segment"
 
 
-def child(url: str, target: str, prefill: int, batches: int) -> dict[str, float]:
+def without(connection: Any, part: str) -> list[str]:
+    """The statements that drop ``part`` of the newest schema (see the module docstring)."""
+    from configcat_segment.database import counts, search
+
+    vendor = connection.vendor
+    if part == "counts":
+        return counts.SETS[vendor].drop()
+    if part == "search":
+        if vendor == "sqlite":
+            return search.SQLITE_TRIGGERS.drop()
+        return [f"DROP INDEX IF EXISTS {name}" for name in search.TRIGRAM_INDEXES]
+    assert part == "indexes", part
+    with connection.cursor() as cursor:
+        if vendor == "sqlite":
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = %s",
+                ["configcat_segment_event"],
+            )
+        else:
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s",
+                ["configcat_segment_event"],
+            )
+        names = [row[0] for row in cursor.fetchall()]
+    return [
+        f"DROP INDEX IF EXISTS {name}"
+        for name in names
+        if name.startswith("cs_event_") and name != "cs_event_conn_due"
+    ]
+
+
+def child(
+    url: str, target: str, prefill: int, batches: int, drop: str | None = None
+) -> dict[str, float]:
     os.environ.update(
         {
             "DATABASE_URL": url,
@@ -73,6 +114,10 @@ def child(url: str, target: str, prefill: int, batches: int) -> dict[str, float]
             generate(cursor, connection.vendor, "30d", prefill, keys)
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    if drop:
+        with connection.cursor() as cursor:
+            for statement in without(connection, drop):
+                cursor.execute(statement)
     source = SegmentConnection.objects.order_by("name").first()
     assert source is not None
     sqlite = connection.vendor == "sqlite"
@@ -151,13 +196,18 @@ def main() -> None:
     parser.add_argument("--sqlite-dir", default=tempfile.gettempdir())
     parser.add_argument("--postgres", help="a PostgreSQL database URL (its name is a prefix)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--without", action="append", default=[], choices=["search", "counts", "indexes"]
+    )
     parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--drop", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.target, args.prefill, args.batches)))
+        print(json.dumps(child(args.child, args.target, args.prefill, args.batches, args.drop)))
         return
 
     variants = {"before": args.before, "after": "latest"}
+    variants.update({f"after without {part}": "latest" for part in args.without})
     engines = [("SQLite", lambda v: sqlite_url(args.sqlite_dir, v))]
     if args.postgres:
         engines.append(("PostgreSQL", lambda v: postgres_url(args.postgres, "writes", v)))
@@ -167,9 +217,12 @@ def main() -> None:
         }
         for _ in range(args.rounds):
             for variant, target in variants.items():
-                command = [sys.executable, __file__, "--child", url_for(variant)]
+                name = variant.replace("after without ", "without_")
+                command = [sys.executable, __file__, "--child", url_for(name)]
                 command += ["--target", target, "--prefill", str(args.prefill)]
                 command += ["--batches", str(args.batches)]
+                if variant.startswith("after without "):
+                    command += ["--drop", variant.removeprefix("after without ")]
                 out = subprocess.run(command, check=True, capture_output=True, text=True)
                 sys.stderr.write(out.stderr)
                 got: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -180,12 +233,12 @@ def main() -> None:
             f"\n{label}: per event, {clock} and WAL bytes; median over {args.rounds} rounds "
             f"(each the median of {args.batches} batches of {BATCH})\n"
         )
-        print("| | before | after | after / before |")
-        print("|---|---:|---:|---:|")
+        print("| | " + " | ".join(variants) + " | after / before |")
+        print("|---|" + "---:|" * (len(variants) + 1))
         for name in MEASURES:
-            before = statistics.median(results["before"][name])
-            after = statistics.median(results["after"][name])
-            print(f"| {name} | {before:.1f} | {after:.1f} | {after / before:.2f} |")
+            medians = {v: statistics.median(results[v][name]) for v in variants}
+            cells = " | ".join(f"{m:.1f}" for m in medians.values())
+            print(f"| {name} | {cells} | {medians['after'] / medians['before']:.2f} |")
 
 
 if __name__ == "__main__":

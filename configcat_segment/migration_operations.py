@@ -17,6 +17,7 @@ from typing import Any
 from django.db import NotSupportedError
 from django.db.migrations import AddIndex, RemoveIndex
 from django.db.migrations.operations.base import Operation
+from django.db.models import Index
 
 
 def _concurrently(schema_editor: Any, operation: str) -> bool:
@@ -30,28 +31,42 @@ def _concurrently(schema_editor: Any, operation: str) -> bool:
     return True
 
 
+def _change_index(
+    operation: AddIndex | RemoveIndex,
+    change: str,
+    app_label: str,
+    schema_editor: Any,
+    state: Any,
+    index: Index | str,
+) -> None:
+    """``schema_editor.add_index`` or ``remove_index`` (``change``) ``CONCURRENTLY``, on the
+    operation's model as ``state`` has it; ``index`` may be the name of one of its indexes."""
+    model = state.apps.get_model(app_label, operation.model_name)
+    if not operation.allow_migrate_model(schema_editor.connection.alias, model):
+        return
+    if isinstance(index, str):
+        index = state.models[app_label, operation.model_name_lower].get_index_by_name(index)
+    getattr(schema_editor, f"{change}_index")(model, index, concurrently=True)
+
+
 class AddIndexWithoutLocking(AddIndex):
     """``AddIndex``, built ``CONCURRENTLY`` on PostgreSQL."""
 
     def database_forwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if not _concurrently(schema_editor, type(self).__name__):
+        if _concurrently(schema_editor, type(self).__name__):
+            _change_index(self, "add", app_label, schema_editor, to_state, self.index)
+        else:
             super().database_forwards(app_label, schema_editor, from_state, to_state)
-            return
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.add_index(model, self.index, concurrently=True)
 
     def database_backwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if not _concurrently(schema_editor, type(self).__name__):
+        if _concurrently(schema_editor, type(self).__name__):
+            _change_index(self, "remove", app_label, schema_editor, from_state, self.index)
+        else:
             super().database_backwards(app_label, schema_editor, from_state, to_state)
-            return
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.remove_index(model, self.index, concurrently=True)
 
 
 class RemoveIndexWithoutLocking(RemoveIndex):
@@ -60,24 +75,18 @@ class RemoveIndexWithoutLocking(RemoveIndex):
     def database_forwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if not _concurrently(schema_editor, type(self).__name__):
+        if _concurrently(schema_editor, type(self).__name__):
+            _change_index(self, "remove", app_label, schema_editor, from_state, self.name)
+        else:
             super().database_forwards(app_label, schema_editor, from_state, to_state)
-            return
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-            schema_editor.remove_index(model, index, concurrently=True)
 
     def database_backwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if not _concurrently(schema_editor, type(self).__name__):
+        if _concurrently(schema_editor, type(self).__name__):
+            _change_index(self, "add", app_label, schema_editor, to_state, self.name)
+        else:
             super().database_backwards(app_label, schema_editor, from_state, to_state)
-            return
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-            schema_editor.add_index(model, index, concurrently=True)
 
 
 class DropFieldIndexWithoutLocking(Operation):

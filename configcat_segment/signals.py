@@ -1,6 +1,9 @@
 """Signals for projects that want to react to what this app does.
 
-All are sent after the database transaction that caused them has committed.
+All are sent after the database transaction that caused them has committed, on the thread
+that ran it: ``event_delivered`` and ``connection_healthy`` may come from a delivery lane's
+settling thread (PostgreSQL, a backlog), so do not rely on thread-locals or context
+variables set elsewhere.
 
 ``flag_changed``
     One per "Feature Flag Changed" event created from a ConfigCat webhook, or from

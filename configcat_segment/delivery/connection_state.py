@@ -55,12 +55,12 @@ def unchanged(using: str, connection: SegmentConnection) -> bool:
 
 
 def mark_unhealthy(connection: SegmentConnection, error: str) -> None:
-    if connection.is_healthy:
+    """Record ``error``; logged once, by whichever round turned the connection unhealthy."""
+    if connection.mark_unhealthy(error):
         logger.error("configcat_segment: %s is unhealthy: %s", connection, error)
-    connection.mark_unhealthy(error)
 
 
 def mark_healthy(connection: SegmentConnection) -> None:
-    if not connection.is_healthy:
-        connection.mark_healthy()
+    """Logged once, by whichever round found the connection healthy again."""
+    if not connection.is_healthy and connection.mark_healthy():
         logger.info("configcat_segment: %s is healthy again", connection)

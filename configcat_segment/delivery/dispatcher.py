@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from django.db import router
+from django.db import connections, router
 from django.utils import timezone
 
 from ..conf import AppSettings, get_settings
@@ -46,6 +46,7 @@ from .claims import Claimed
 from .halving import Halving
 from .report import Report
 from .settlement import Round
+from .settler import Settler
 
 __all__ = ["MAX_SPLIT_REQUESTS", "OVERSIZED_ERROR", "Dispatcher", "Report", "Sender"]
 
@@ -100,6 +101,14 @@ class Dispatcher:
 
     # -- public --------------------------------------------------------------------------
 
+    @property
+    def settles_in_background(self) -> bool:
+        """Whether a runner's lanes settle deliveries while the next batch is sent
+        (:mod:`.settler`): not on SQLite, which runs one writer at a time, so a settlement
+        there only makes the next claim wait for it (measured: four SQLite workers fell
+        from 2.4x to 0.95x the Client's rate)."""
+        return connections[self.db].vendor != "sqlite"
+
     def due_connections(self) -> list[uuid.UUID]:
         """Connected connections that have events due now and whose delivery is not paused.
 
@@ -108,8 +117,13 @@ class Dispatcher:
         """
         return claims.due_connection_ids(self.db, self.clock())
 
-    def deliver(self, connection_id: uuid.UUID) -> Report:
-        """One round for one connection: claim, then send and settle request by request."""
+    def deliver(self, connection_id: uuid.UUID, settler: Settler | None = None) -> Report:
+        """One round for one connection: claim, then send and settle request by request.
+
+        With a ``settler`` (:mod:`.settler`), what Segment accepted may still be being
+        settled when this returns, and the report's ``delivered`` count grows once it is:
+        wait for the settler before reading it.
+        """
         connection = SegmentConnection.objects.using(self.db).filter(pk=connection_id).first()
         now = self.clock()
         if connection is None or not connection.connected or connection.is_paused(now):
@@ -119,7 +133,16 @@ class Dispatcher:
         events = claims.claim(self.db, connection, now, lease_until, settings.BATCH_SIZE)
         if not events:
             return Report()
-        round_ = Round(self.db, connection, now, lease_until, settings, self.clock, self.random)
+        round_ = Round(
+            self.db,
+            connection,
+            now,
+            lease_until,
+            settings,
+            self.clock,
+            self.random,
+            settler=settler,
+        )
         round_.report.claimed = len(events)
         sendable = [e for e in events if e.attempts <= settings.MAX_ATTEMPTS]
         if len(sendable) < len(events):
@@ -178,10 +201,10 @@ class Dispatcher:
             if verdict is Verdict.REJECTED:
                 search.refused(part, answer.error)
                 continue
+            if verdict is Verdict.DELIVERED:
+                round_.settle_delivered(part.items)
+                continue
             with round_.settling():
-                if verdict is Verdict.DELIVERED:
-                    round_.delivered(part.items)
-                    continue
                 # Segment is unavailable or refuses the connection: stop, and let the
                 # messages it refused this round share that fate rather than die for it.
                 group = part.items + [event for event, _ in search.take_alone()]
@@ -190,14 +213,16 @@ class Dispatcher:
                 else:
                     round_.unhealthy(group, answer.error)
             break
+        refused, remaining = search.take_alone(), search.remaining()
+        if not (refused or remaining):
+            return  # all settled (or being settled in the background)
         with round_.settling():
-            if refused := search.take_alone():
+            if refused:
                 round_.refused(refused)
             # Refused, but not narrowed down in time: tried, so retried with backoff (put
             # back as untried, the next round would only start the same search over). Each
             # part comes back on its own, a step after the one before, so the next rounds
             # search smaller batches and the search goes deeper each time.
-            remaining = search.remaining()
             unresolved = [(p.items, p.refusal) for p in remaining if p.refusal is not None]
             for step, (group, refusal) in enumerate(unresolved):
                 round_.retry(group, refusal, retry_after=None, pause=False, step=step)

@@ -30,11 +30,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from ..conf import get_settings
+from ..database.connections import close_broken_connections
 from .dispatcher import Dispatcher
 from .report import Report
+from .settler import Settler
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,22 @@ class ForkGuard:
             with self._condition:
                 self._users -= 1
                 self._condition.notify_all()
+
+    def share(self) -> Callable[[], None]:
+        """One more share, taken at once, for work a thread that holds a share hands to
+        another (the settler's): no fork can be under way while the giver holds its own,
+        so none starts before this one is given back, by calling what this returns. (The
+        taker would otherwise wait for a fork that waits for the giver, which waits for
+        the taker, until the fork's timeout.)"""
+        with self._condition:
+            self._users += 1
+
+        def give_back() -> None:
+            with self._condition:
+                self._users -= 1
+                self._condition.notify_all()
+
+        return give_back
 
     def before_fork(self, timeout: float) -> None:
         with self._condition:
@@ -210,7 +228,7 @@ class Runner:
     def _due_connections(self, *, rest_for_good: bool) -> list[uuid.UUID]:
         try:
             with self.fork_guard.database():
-                close_old_connections()
+                close_broken_connections()
                 due = self.dispatcher.due_connections()
         except Exception:
             logger.exception("configcat_segment: could not look for due events")
@@ -252,21 +270,38 @@ class Runner:
 
     def _lane(self, connection_id: uuid.UUID) -> None:
         """Deliver one connection's due events, batch after batch, until none are left or
-        another due connection is waiting for a lane."""
+        another due connection is waiting for a lane.
+
+        On PostgreSQL, once a lane has a backlog (more than one batch), what Segment
+        accepted is settled by the lane's :class:`.Settler` while the next batch is claimed
+        and sent; a lane with one batch to send settles it itself and needs no second
+        thread and connection. The lane's reports are complete once the settler is closed.
+        """
+        settler: Settler | None = None
+        rounds: list[Report] = []
         try:
-            while not self.stopping:
-                with self.fork_guard.database():
-                    report = self.dispatcher.deliver(connection_id)
-                with self._lock:
-                    self.report.add(report)
-                    give_way = self._lanes_wanted
-                if not report.claimed:
-                    # Due, yet nothing to claim: looking again at once would spin as long
-                    # as whatever holds those rows does. Not before the next poll.
-                    self._rest(connection_id)
-                    break
-                if not report.more or give_way:
-                    break
+            try:
+                while not self.stopping:
+                    with self.fork_guard.database():
+                        if settler is None:
+                            report = self.dispatcher.deliver(connection_id)
+                        else:
+                            report = self.dispatcher.deliver(connection_id, settler=settler)
+                    rounds.append(report)
+                    with self._lock:
+                        give_way = self._lanes_wanted
+                    if not report.claimed:
+                        # Due, yet nothing to claim: looking again at once would spin as
+                        # long as whatever holds those rows does. Not before the next poll.
+                        self._rest(connection_id)
+                        break
+                    if not report.more or give_way:
+                        break
+                    if settler is None and self.dispatcher.settles_in_background:
+                        settler = Settler(self.fork_guard)
+            finally:
+                if settler is not None:
+                    settler.close()  # raises what a settlement in the background raised
         except Exception:
             logger.exception("configcat_segment: delivering to %s failed", connection_id)
             with self._lock:
@@ -276,6 +311,8 @@ class Runner:
             with self.fork_guard.database():
                 connections.close_all()  # this thread's connections only
             with self._lock:
+                for report in rounds:
+                    self.report.add(report)
                 del self._lanes[connection_id]
             self._wake.set()
 

@@ -26,8 +26,12 @@ from ..signals import event_dead, event_delivered
 from . import claims, connection_state
 from .claims import Claimed
 from .report import Report
+from .settler import Settler
 
 logger = logging.getLogger(__name__)
+
+# What settling a delivery may change on the connection (``mark_healthy``).
+HEALTH_FIELDS = ("unhealthy_since", "unhealthy_reason")
 
 
 @dataclass
@@ -48,7 +52,9 @@ class _Signals:
 class Round:
     """One round for one connection: its lease, and what it did so far (:attr:`report`).
 
-    ``clock``, ``random`` and ``settings`` are the dispatcher's.
+    ``clock``, ``random`` and ``settings`` are the dispatcher's. With a ``settler``,
+    deliveries are settled in the background (:meth:`settle_delivered`); every other
+    settlement waits for the one in hand first.
     """
 
     using: str
@@ -59,6 +65,7 @@ class Round:
     clock: Callable[[], dt.datetime]
     random: Callable[[], float]
     report: Report = field(default_factory=Report)
+    settler: Settler | None = None
     _signals: _Signals = field(default_factory=_Signals, init=False, repr=False)
 
     @property
@@ -68,7 +75,37 @@ class Round:
 
     @contextlib.contextmanager
     def settling(self) -> Iterator[None]:
-        """A transaction settling outcomes; their signals are sent once it commits."""
+        """A transaction settling outcomes, once the settlement in hand (if any) is done;
+        their signals are sent once it commits."""
+        failed: Exception | None = None
+        if self.settler is not None:
+            try:
+                if self.settler.wait():
+                    # What it settled may have changed the connection's health since
+                    # this round read it.
+                    self.connection.refresh_from_db(using=self.using, fields=HEALTH_FIELDS)
+            except Exception as error:  # raised once this outcome is recorded too
+                failed = error
+        with self._transaction():
+            yield
+        if failed is not None:
+            raise failed
+
+    def settle_delivered(self, events: Sequence[Claimed]) -> None:
+        """Settle ``events`` as delivered: in the background with a settler, else now."""
+        if self.settler is None:
+            with self.settling():
+                self.delivered(events)
+            return
+
+        def settle() -> None:
+            with self._transaction():
+                self.delivered(events)
+
+        self.settler.submit(settle)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
         self._signals = signals = _Signals()
         with claims.bookkeeping(self.using):
             yield

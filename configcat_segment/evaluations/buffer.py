@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from django import db
 
 from ..conf import get_settings
+from ..database.connections import close_broken_connections
 from ..logthrottle import LogThrottle
 from .payloads import Evaluation
 from .store import DatabaseUnavailable, write
@@ -213,13 +214,13 @@ class Writer:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            db.close_old_connections()
+            close_broken_connections()
             try:
                 self.flush()
             except Exception:  # never let the thread die: the next round tries again
                 logger.exception("configcat_segment: the evaluation writer failed")
             finally:
-                db.close_old_connections()
+                close_broken_connections()
         db.connections.close_all()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -99,8 +99,9 @@ class ConnectionStatus(models.Model):
         self.save(update_fields=["connected", "disconnected_at", "disconnected_by", "updated_at"])
         return True
 
-    def mark_unhealthy(self, reason: str) -> None:
-        """Record that Segment refused this connection's credentials."""
+    def mark_unhealthy(self, reason: str) -> bool:
+        """Record that Segment refused this connection's credentials; whether it was
+        healthy until now (in the database, whatever this instance said)."""
         now = timezone.now()
         became = (
             type(self)
@@ -113,10 +114,13 @@ class ConnectionStatus(models.Model):
         self.refresh_from_db(fields=["unhealthy_since", "unhealthy_reason", "updated_at"])
         if became:
             self._send_after_commit(connection_unhealthy, reason=reason)
+        return bool(became)
 
-    def mark_healthy(self) -> None:
+    def mark_healthy(self) -> bool:
+        """Record that the connection works; whether it was unhealthy until now (in the
+        database, whatever this instance said)."""
         if self.unhealthy_since is None:
-            return
+            return False
         recovered = (
             type(self)
             ._default_manager.filter(pk=self.pk, unhealthy_since__isnull=False)
@@ -125,6 +129,7 @@ class ConnectionStatus(models.Model):
         self.unhealthy_since, self.unhealthy_reason = None, ""
         if recovered:
             self._send_after_commit(connection_healthy)
+        return bool(recovered)
 
     def _send_after_commit(self, signal: Signal, **kwargs: Any) -> None:
         """Send ``signal`` (robustly) once the current transaction commits."""

@@ -5,6 +5,7 @@ auth, gzip, timeout and user agent), in one ``/v1/batch`` request, and recorded 
 event log as any event is: written first, not due before the end of a lease (its
 ``next_attempt_at``, so no dispatcher sends them meanwhile, and if this process dies they
 are delivered later with the same messageId), then settled ``delivered``, or ``dead``
+(unless a dispatcher claimed them after all, the request having outlasted the lease)
 with Segment's answer as the error (a test is never retried). The track is "ConfigCat
 Segment Test" and both are from the test user :data:`TEST_USER_ID`, so they are easy to
 find, and to tell apart, in Segment's debugger and in the event log. They send no signal
@@ -19,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from ..conf import get_settings
 from ..delivery.outbox import build_event
-from ..models import Event, SegmentConnection
+from ..models import Event, EventClaim, SegmentConnection
 from ..segment import payloads, transport
 from .advice import SUCCESS, Advice, advise
 
@@ -124,7 +126,12 @@ def send_test_events(
         timeout=settings.HTTP_TIMEOUT_SECONDS,
         event=TEST_EVENT,
     )
-    held = Event.objects.filter(pk__in=[e.pk for e in events], next_attempt_at=lease_until)
+    # Still ours: neither claimed nor settled by a dispatcher (settling adds to attempts),
+    # which could happen only if the request outlasted the lease (its timeout is far
+    # shorter); that dispatcher's outcome is the one recorded then.
+    held = Event.objects.filter(
+        pk__in=[e.pk for e in events], next_attempt_at=lease_until, attempts=1
+    ).exclude(Exists(EventClaim.objects.filter(event_id=OuterRef("pk"))))
     if answer.status is not None and 200 <= answer.status < 300:
         held.update(status=Event.Status.DELIVERED, delivered_at=clock(), last_error="")
     else:

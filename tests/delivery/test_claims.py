@@ -19,6 +19,7 @@ from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.models import Event, EventClaim
 from configcat_segment.segment import transport
 
+from ..threads import run_together
 from .conftest import SAFETY_SECONDS, enqueue, statuses
 
 EVENTS = Event._meta.db_table
@@ -177,24 +178,12 @@ def test_claims_racing_in_threads_never_share_an_event(segment_server, connect_t
     connection = connect_to(segment_server)
     enqueue(connection, range(300))
     now = timezone.now() + dt.timedelta(seconds=1)
-    taken: list[list[int]] = []
-    barrier = threading.Barrier(4)
 
-    def claim_some():
-        try:
-            barrier.wait(SAFETY_SECONDS)
-            for _ in range(5):
-                lease = now + dt.timedelta(seconds=60)
-                taken.append([e.pk for e in claims.claim("default", connection, now, lease, 20)])
-        finally:
-            db_connections.close_all()
+    def claim_some() -> list[int]:
+        lease = now + dt.timedelta(seconds=60)
+        return [e.pk for _ in range(5) for e in claims.claim("default", connection, now, lease, 20)]
 
-    threads = [threading.Thread(target=claim_some) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(SAFETY_SECONDS)
-    keys = [pk for batch in taken for pk in batch]
+    keys = [pk for taken in run_together(claim_some, [()] * 4) for pk in taken]
     assert len(keys) == len(set(keys)) == EventClaim.objects.filter(claims=1).count()
     assert len(keys) >= 100  # each thread's first claims alone take that many
 

@@ -2,15 +2,14 @@
 
 import os
 import signal
-import threading
 
 import pytest
-from django.db import connections
 from django.db.models import Min
 
 from configcat_segment.delivery.dispatcher import Dispatcher
 from configcat_segment.models import Event
 
+from ..threads import run_together
 from .conftest import (
     SAFETY_SECONDS,
     deliver_until_done,
@@ -78,24 +77,7 @@ def test_four_concurrent_workers_deliver_every_event_exactly_once(
     first, second = connect_to(segment_server), connect_to(segment_server)
     enqueue(first, range(1500))
     enqueue(second, range(500))
-    start = threading.Barrier(4)
-    reports, errors = [], []
-
-    def worker():
-        try:
-            start.wait(SAFETY_SECONDS)
-            reports.append(Dispatcher().deliver_due())
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(SAFETY_SECONDS)
-    assert errors == []
+    reports = run_together(lambda: Dispatcher().deliver_due(), [()] * 4)
     assert statuses() == {"delivered": 2000}
     assert len(segment_server.accepted_ids) == 2000
     assert segment_server.duplicates() == {}

@@ -158,10 +158,10 @@ def test_a_lane_that_fails_is_logged_and_does_not_stop_the_others(
     enqueue(fine, range(2))
 
     class FailsForOne(Dispatcher):
-        def deliver(self, connection_id):
+        def deliver(self, connection_id, **kwargs):
             if connection_id == broken.pk:
                 raise RuntimeError("the database went away")
-            return super().deliver(connection_id)
+            return super().deliver(connection_id, **kwargs)
 
     runner = Runner(FailsForOne(), poll_seconds=SAFETY)
     with caplog.at_level(logging.ERROR, logger="configcat_segment"):
@@ -225,7 +225,7 @@ def test_a_connection_due_yet_with_nothing_to_claim_rests_until_the_next_poll(
     rounds = []
 
     class NothingToClaim(Dispatcher):
-        def deliver(self, connection_id):
+        def deliver(self, connection_id, **kwargs):
             rounds.append(connection_id)
             if len(rounds) > 5:
                 raise RuntimeError("spinning")  # the lane logs it, and rests at last

@@ -24,6 +24,7 @@ from configcat_segment.conf import AppSettings, get_settings
 from configcat_segment.evaluations import client as client_module
 from configcat_segment.evaluations.client import client_options
 
+from ..threads import run_together
 from .conftest import CONFIG_V6, PRO_USER, tracks
 
 
@@ -35,18 +36,7 @@ def test_one_client_per_process_until_closed():
 
 
 def test_get_client_is_safe_from_many_threads():
-    found = []
-    barrier = threading.Barrier(8)
-
-    def get() -> None:
-        barrier.wait()
-        found.append(configcat_segment.get_client())
-
-    threads = [threading.Thread(target=get) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = run_together(configcat_segment.get_client, [()] * 8)
     assert len({id(client) for client in found}) == 1
 
 

@@ -7,16 +7,14 @@ their writers insert the same messageIds at once, and must neither deadlock nor 
 from __future__ import annotations
 
 import random
-import threading
-from typing import Any
 
 import pytest
 from configcatclient.user import User
-from django.db import connections
 
-from configcat_segment.evaluations.store import Written, write
+from configcat_segment.evaluations.store import write
 from configcat_segment.models import EvaluationCounter, Event
 
+from ..threads import run_together
 from .test_writer import evaluation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -33,24 +31,8 @@ def test_writers_inserting_the_same_ids_in_any_order_neither_deadlock_nor_lose_a
     shuffled = list(evaluations)
     random.Random(5).shuffle(shuffled)
     orders = [evaluations, list(reversed(evaluations)), shuffled, list(reversed(shuffled))]
-    start = threading.Barrier(len(orders))
-    results: list[Written | BaseException] = []
-
-    def writer(batch: list[Any]) -> None:
-        try:
-            start.wait(30)
-            results.append(write(batch))
-        except BaseException as exc:  # reported by the assertion below
-            results.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=writer, args=(batch,)) for batch in orders]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert all(isinstance(r, Written) and r.unwritable == [] for r in results), results
+    results = run_together(write, [(batch,) for batch in orders])
+    assert all(r.unwritable == [] for r in results), results
     distinct = {(e.user_id, e.flag_key) for e in evaluations}
     assert Event.objects.filter(type="track").count() == len(distinct)
     assert Event.objects.filter(type="identify").count() == len(users)

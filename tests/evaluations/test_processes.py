@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from configcatclient.user import User
 from django.db import connections
+from django.db.backends.signals import connection_created
 
 import configcat_segment
 from configcat_segment.evaluations import buffer as writer
@@ -135,6 +136,32 @@ def test_the_background_writer_thread(segment_connection, configure):
         assert len(writer.get_writer()) == 0
     finally:
         writer.get_writer().stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_writer_keeps_its_connection_between_flushes(segment_connection, configure):
+    """A flush is not a request: the writer does not reconnect for each (with SQLite's
+    CONN_MAX_AGE of 0 it used to)."""
+    configure(EVALUATION_WRITER="thread", EVALUATION_FLUSH_SECONDS=3600, EVALUATION_BUFFER_SIZE=4)
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        opened.append(threading.current_thread().name)
+
+    connection_created.connect(count)
+    client = configcat_segment.get_client()
+    try:
+        for written, users in ((2, ("u1", "u2")), (4, ("u3", "u4"))):
+            for user in users:
+                client.get_value("isPremium", False, User(user))
+            deadline = time.monotonic() + 30  # a safety net only
+            while len(tracks()) < written and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(tracks()) == written
+    finally:
+        connection_created.disconnect(count)
+        writer.get_writer().stop()
+    assert opened.count("configcat-segment-evaluations") == 1
 
 
 def test_a_thread_started_after_a_stop_waits_for_its_own_wake(configure, monkeypatch):

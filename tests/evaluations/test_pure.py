@@ -20,6 +20,8 @@ from configcat_segment.evaluations.payloads import (
     new_nonce,
 )
 
+from ..threads import run_together
+
 
 class Clock:
     def __init__(self) -> None:
@@ -223,21 +225,12 @@ def test_request_context_goes_into_the_message():
 
 
 def test_dedup_sends_a_key_once_even_when_threads_race():
-    import threading
-
     cache = DedupCache(window=300, max_keys=1000)
-    barrier = threading.Barrier(16)
-    results: list[bool] = []
 
-    def race() -> None:
-        barrier.wait()
-        results.extend(cache.first_seen(("u1", "flag", n % 4)) for n in range(400))
+    def race() -> list[bool]:
+        return [cache.first_seen(("u1", "flag", n % 4)) for n in range(400)]
 
-    threads = [threading.Thread(target=race) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = [seen for raced in run_together(race, [()] * 16) for seen in raced]
     assert results.count(True) == 4
 
 

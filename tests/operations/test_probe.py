@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import ssl
 import subprocess
@@ -13,9 +14,11 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connections
+from django.utils import timezone
 
+from configcat_segment.conf import get_settings
 from configcat_segment.delivery.dispatcher import Dispatcher
-from configcat_segment.models import Event
+from configcat_segment.models import Event, EventClaim
 from configcat_segment.operations import probe
 from configcat_segment.operations.advice import ERROR, SUCCESS, WARNING, advise
 from configcat_segment.segment import transport
@@ -122,6 +125,27 @@ def test_no_dispatcher_sends_the_test_events_while_they_are_sent(segment_server,
     assert results[0].ok
     assert len(segment_server.requests) == 1
     assert set(Event.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_test_events_a_dispatcher_claimed_meanwhile_are_left_to_it(segment_server, connect_to):
+    """Only if the request outlasts LEASE_SECONDS (its timeout is far shorter): a dispatcher
+    may then claim and send the test events, and its outcome is the one recorded."""
+    connection = connect_to(segment_server)
+
+    def send_while_a_dispatcher_claims(messages, **kwargs):
+        answer = transport.send(messages, **kwargs)
+        # The lease ran out meanwhile: a dispatcher claims them (and will settle them).
+        later = timezone.now() + dt.timedelta(seconds=get_settings().LEASE_SECONDS + 1)
+        for event in Event.objects.all():
+            EventClaim.objects.create(
+                event=event, lease_until=later + dt.timedelta(seconds=60), claims=1
+            )
+        return answer
+
+    result = probe.send_test_events(connection, send=send_while_a_dispatcher_claims)
+    assert result.ok
+    assert set(Event.objects.values_list("status", flat=True)) == {"pending"}  # not settled
+    assert EventClaim.objects.count() == 2
 
 
 # -- the words ----------------------------------------------------------------------------
