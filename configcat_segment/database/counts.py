@@ -186,16 +186,16 @@ _ADD_NEW = (
     f"THEN {FOLDED_SQLITE} ELSE {_HOUR.format('new')} END, new.status, 1) "
     "ON CONFLICT (connection_id, hour, status) DO UPDATE SET count = count + 1;"
 )
-# From the event's hour while it is in the window (its row is there); before, from the
-# hour if its row is still there (not folded yet), else from the folded count (the epoch
-# sorts first, so max() prefers the hour). CASE reads the counts again only for those.
+# From the event's hour if its row is there, else (changes() = 0: the first statement
+# found no row) from the folded count. Not decided by the window, which moves with the
+# clock: near its edge an hour's row may be folded or not yet.
 _REMOVE_OLD = (
     "UPDATE configcat_segment_eventcount SET count = count - 1 "  # noqa: S608 - constants only
-    "WHERE connection_id = old.connection_id AND status = old.status AND hour = "
-    f"CASE WHEN {_HOUR.format('old')} >= {KEPT_FROM_SQLITE} THEN {_HOUR.format('old')} ELSE ("
-    "SELECT max(hour) FROM configcat_segment_eventcount "
-    "WHERE connection_id = old.connection_id AND status = old.status "
-    f"AND hour IN ({FOLDED_SQLITE}, {_HOUR.format('old')})) END;"
+    "WHERE connection_id = old.connection_id "
+    f"AND hour = {_HOUR.format('old')} AND status = old.status; "
+    "UPDATE configcat_segment_eventcount SET count = count - 1 "
+    f"WHERE connection_id = old.connection_id AND hour = {FOLDED_SQLITE} "
+    "AND status = old.status AND changes() = 0;"
 )
 # Every row of an hour out of the window, added to the folded rows and deleted. ``'now'``
 # is the same in both statements: SQLite keeps it for the whole of one sqlite3_step().
@@ -225,7 +225,7 @@ SQLITE: Final = TriggerSet(
         "configcat_segment_count_delete": (
             f"AFTER DELETE ON configcat_segment_event BEGIN {_REMOVE_OLD} END"
         ),
-        # On the counts table: a new row is a new hour (or a folded one written to again).
+        # On the counts table: a new row is a new hour.
         "configcat_segment_count_fold": (
             f"AFTER INSERT ON {COUNTS} WHEN new.hour <> {FOLDED_SQLITE} BEGIN {_FOLD} END"
         ),

@@ -23,8 +23,8 @@ folded hour's events go, and when folding runs:
   count row is created: once per connection, status and hour. An event of an hour out of
   the window (written late, or settled, requeued or moved there) is counted in the folded
   row straight away; the delete and update triggers take one from the event's hour if
-  that row is still there (its hour may have left the window since the last fold), else
-  from the folded row. The folded row holds at least the events of every hour whose row is
+  that row is there, else from the folded row (whatever the clock says: near the window's
+  edge an hour's row may be folded or not yet). The folded row holds at least the events of every hour whose row is
   gone (by induction over the changes), so that never falls through, and a table emptied
   out of order still leaves no negative count behind.
 
