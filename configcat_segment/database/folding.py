@@ -24,9 +24,9 @@ folded hour's events go, and when folding runs:
   the window (written late, or settled, requeued or moved there) is counted in the folded
   row straight away; the delete and update triggers take one from the event's hour if
   that row is there, else from the folded row (whatever the clock says: near the window's
-  edge an hour's row may be folded or not yet). The folded row holds at least the events of every hour whose row is
-  gone (by induction over the changes), so that never falls through, and a table emptied
-  out of order still leaves no negative count behind.
+  edge an hour's row may be folded or not yet). The folded row holds at least the events
+  of every hour whose row is gone (by induction over the changes), so that never falls
+  through, and a table emptied out of order still leaves no negative count behind.
 
 Folding is part of writing because only writing makes rows: a quiet installation has no
 new hour to fold, and a busy one folds as it goes, on its own, with nothing to schedule.
