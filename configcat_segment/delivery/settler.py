@@ -32,7 +32,7 @@ Settlement = Callable[[], None]
 
 
 class Guard(Protocol):
-    """What a settler needs of the runner's fork guard (``runner.ForkGuard``)."""
+    """What a settler needs of the runner's fork guard (``forkguard.ForkGuard``)."""
 
     def database(self) -> AbstractContextManager[None]:
         """Held while a thread uses the database (waits while a fork is under way)."""

@@ -9,7 +9,8 @@ import pytest
 from configcat_segment.delivery import outbox
 from configcat_segment.delivery.backends.thread import ThreadBackend, in_test_environment
 from configcat_segment.delivery.dispatcher import Dispatcher, Report
-from configcat_segment.delivery.runner import ForkGuard, Runner
+from configcat_segment.delivery.forkguard import ForkGuard
+from configcat_segment.delivery.runner import Runner
 from configcat_segment.models import Event
 
 from .conftest import enqueue, statuses, track

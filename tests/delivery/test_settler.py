@@ -12,7 +12,8 @@ from configcat_segment.delivery import claims
 from configcat_segment.delivery import runner as runner_module
 from configcat_segment.delivery import settler as settler_module
 from configcat_segment.delivery.dispatcher import Dispatcher
-from configcat_segment.delivery.runner import ForkGuard, Runner
+from configcat_segment.delivery.forkguard import ForkGuard
+from configcat_segment.delivery.runner import Runner
 from configcat_segment.delivery.settler import Settler
 from configcat_segment.models import Event, EventClaim
 

@@ -22,7 +22,8 @@ import sys
 import threading
 
 from ...conf import get_settings
-from ..runner import ForkGuard, Runner
+from ..forkguard import ForkGuard
+from ..runner import Runner
 from .base import DeliveryBackend
 
 logger = logging.getLogger(__name__)
