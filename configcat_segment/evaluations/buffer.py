@@ -214,13 +214,11 @@ class Writer:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            close_broken_connections()
+            close_broken_connections()  # before use: the turn after a failure drops it
             try:
                 self.flush()
             except Exception:  # never let the thread die: the next round tries again
                 logger.exception("configcat_segment: the evaluation writer failed")
-            finally:
-                close_broken_connections()
         db.connections.close_all()
 
     def stop(self, timeout: float = 5.0) -> None:
