@@ -120,13 +120,33 @@ def prepare(alias: str, endpoint: str, payloads: list[dict]) -> None:
 
 
 def _measured(work, trace: bool):
+    """(start, end, peak traced bytes, CPU seconds of the whole process) of ``work()``."""
     if trace:
         tracemalloc.start()
+    cpu = time.process_time()
     start = time.monotonic()
     work()
     end = time.monotonic()
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
-    return start, end, peak
+    return start, end, peak, time.process_time() - cpu
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL server process on this machine, from
+    /proc, the backends that have exited included (the postmaster's reaped children);
+    0.0 where there is no /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime
+    return total / ticks
 
 
 def client_child(endpoint, payloads, upload_size, trace, barrier, results):
@@ -170,8 +190,9 @@ def outbox_child(alias, inline, trace, barrier, results):
     results.put(_measured(work, trace))
 
 
-def run_variant(variant, server, payloads, trace=False):
-    """One measured run: (events per second, peak traced bytes)."""
+def run_variant(variant, server, payloads, trace=False, prepared=False):
+    """One measured run: (events per second, peak traced bytes, CPU seconds of the
+    measured processes). ``prepared``: the outbox's events are written already."""
     kind, db, workers, *how = variant
     before = len(server.accepted_ids)
     context = multiprocessing.get_context("fork")
@@ -180,7 +201,8 @@ def run_variant(variant, server, payloads, trace=False):
         upload_size = int(db)
         target, args = client_child, (server.url, payloads, upload_size, trace, barrier, results)
     else:
-        prepare(DATABASES[db], server.url, payloads)
+        if not prepared:
+            prepare(DATABASES[db], server.url, payloads)
         target, args = outbox_child, (DATABASES[db], how == ["inline"], trace, barrier, results)
     children = [context.Process(target=target, args=args) for _ in range(workers)]
     for child in children:
@@ -194,8 +216,9 @@ def run_variant(variant, server, payloads, trace=False):
         SwitchRouter.alias = DATABASES[db]
         assert Event.objects.filter(status="delivered").count() == len(payloads)
         connections.close_all()
-    elapsed = max(end for _, end, _ in measured) - min(start for start, _, _ in measured)
-    return len(payloads) / elapsed, max(peak for _, _, peak in measured)
+    elapsed = max(end for _, end, _, _ in measured) - min(start for start, *_ in measured)
+    cpu = sum(cpu for *_, cpu in measured)
+    return len(payloads) / elapsed, max(peak for _, _, peak, _ in measured), cpu
 
 
 def main() -> None:
@@ -224,7 +247,7 @@ def main() -> None:
                 payloads = make_messages(
                     options.events, f"{repetition}-{'-'.join(map(str, variant))}"
                 )
-                rate, _ = run_variant(variant, server, payloads)
+                rate, *_ = run_variant(variant, server, payloads)
                 rates[variant].append(rate)
         for variant in variants:
             payloads = make_messages(options.events, f"mem-{'-'.join(map(str, variant))}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, F, Max, OuterRef, Q
 
 from ..models import Event, EventClaim, SegmentConnection
+from ..models.lookups import any_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,17 +193,17 @@ def settle(
     """
     db = connections[using]
     table, claims = _names(db)
-    keys, key_param = _any_of(db, [e.pk for e in events])
+    keys, key_params = any_of(db, [e.pk for e in events])
     with db.cursor() as cursor:
         if db.vendor == "postgresql":
             cursor.execute(
                 f"SELECT id FROM {table} WHERE id {keys} ORDER BY id FOR UPDATE",  # noqa: S608
-                [key_param],
+                key_params,
             )
         cursor.execute(
             f"DELETE FROM {claims} WHERE event_id {keys} AND lease_until = %s "  # noqa: S608
             "RETURNING event_id, claims",
-            [key_param, db.ops.adapt_datetimefield_value(lease_until)],
+            [*key_params, db.ops.adapt_datetimefield_value(lease_until)],
         )
         held = cursor.fetchall()
     by_count: dict[int, list[int]] = {}
@@ -214,13 +214,6 @@ def settle(
         rows = Event.objects.using(using).filter(pk__any_of=pks)
         settled += rows.update(attempts=F("attempts") + count, **values)
     return settled
-
-
-def _any_of(db: BaseDatabaseWrapper, keys: list[int]) -> tuple[str, Any]:
-    """``= ANY(%s)`` / ``IN (…)`` for a list of keys as one parameter (see ``AnyOf``)."""
-    if db.vendor == "postgresql":
-        return "= ANY(%s)", keys
-    return "IN (SELECT value FROM json_each(%s))", json.dumps(keys)
 
 
 def settled_rows(using: str, events: Sequence[Claimed], **values: Any) -> list[Event]:

@@ -37,9 +37,8 @@ class AnyOf(Lookup):  # type: ignore[type-arg]  # generic only in the stubs
     """``id IN (…)`` for a long list of integer keys, passed as **one** parameter.
 
     ``pk__in`` prepares each of the dispatcher's 500 keys through the field and gives the
-    database 500 placeholders to bind; this passes the list whole: ``= ANY(%s)`` (an
-    array) on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite, a plain
-    ``IN`` list elsewhere. Integers only.
+    database 500 placeholders to bind; this passes the list whole (see :func:`any_of`).
+    Integers only.
     """
 
     lookup_name = "any_of"
@@ -48,13 +47,26 @@ class AnyOf(Lookup):  # type: ignore[type-arg]  # generic only in the stubs
     def as_sql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, list[Any]]:
-        keys = [int(key) for key in self.rhs]
         lhs, params = self.process_lhs(compiler, connection)
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", [*params, keys]
-        if connection.vendor == "sqlite":
-            sql = f"{lhs} IN (SELECT value FROM json_each(%s))"  # noqa: S608  # names only
-            return sql, [*params, json.dumps(keys)]
-        if not keys:
-            return "1 = 0", list(params)
-        return f"{lhs} IN ({', '.join(['%s'] * len(keys))})", [*params, *keys]
+        sql, keys = any_of(connection, [int(key) for key in self.rhs])
+        return f"{lhs} {sql}", [*params, *keys]
+
+
+def any_of(connection: BaseDatabaseWrapper, keys: list[int]) -> tuple[str, list[Any]]:
+    """The right-hand side of ``column IN keys`` and its parameters: one parameter for the
+    whole list where the database allows.
+
+    - PostgreSQL: ``= ANY(%s::bigint[])`` with the array's text, ``{1,2,3}``. A Python
+      list would be quoted element by element by psycopg on the client (Django binds
+      parameters there by default): 1.5 µs per key against 0.2 to join the text, for each
+      of the few statements a round runs on its 500 keys.
+    - SQLite: ``IN (SELECT value FROM json_each(%s))`` with a JSON array.
+    - Elsewhere: a plain ``IN`` list.
+    """
+    if connection.vendor == "postgresql":
+        return "= ANY(%s::bigint[])", ["{" + ",".join(map(str, keys)) + "}"]
+    if connection.vendor == "sqlite":
+        return "IN (SELECT value FROM json_each(%s))", [json.dumps(keys)]
+    if not keys:
+        return "IS NULL AND 1 = 0", []
+    return f"IN ({', '.join(['%s'] * len(keys))})", list(keys)
