@@ -10,10 +10,11 @@ has open. The statement's shape is the one each database runs cheapest
 - SQLite: multi-row ``VALUES``, as many rows as it takes parameters for (71). The events
   table's row triggers make SQLite open a statement journal per statement; one statement
   per row cost four times the CPU per row.
-- PostgreSQL: one short single-row statement run for every row (``executemany``, which
-  psycopg pipelines). Django binds parameters on the client, so psycopg quotes every value
-  into a statement's text in Python: a long multi-row statement is parsed and quoted anew
-  each time, and costs more than the statement triggers run per row.
+- PostgreSQL: ``COPY`` into a temporary staging table, then one ``INSERT … SELECT``
+  (``database/staging.py``): the count triggers run once per statement, not per row, and
+  psycopg formats the data in C. Under ``COPY_FROM`` rows, or where the user may not make
+  temporary tables, one short single-row statement run for every row (``executemany``,
+  pipelined), its parameters bound on the server (``database/cursors.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any, NamedTuple
 
 from django.db import connections, router
 
+from ..database.cursors import server_bound_cursor
+from ..database.staging import can_copy, copy_insert
 from ..models import Event
 from ..segment.payloads import MessageTooLarge
 from ..segment.wire import dumps, encode_message
@@ -45,6 +48,9 @@ _COLUMNS = (
     "receipt",
 )
 _SHARED = ("attempts", "created_at", "queued_at", "next_attempt_at")
+# PostgreSQL: from this many rows on, they go by COPY and one INSERT (database/staging.py);
+# fewer (a webhook's few changes) by one pipelined statement per row, in fewer round trips.
+COPY_FROM = 50
 # Only names from the model's options, and placeholders, go into it.
 _INSERT = "INSERT INTO {table} ({columns}) {rows} ON CONFLICT ({unique}) DO NOTHING"
 
@@ -115,17 +121,30 @@ def insert_rows(rows: Sequence[Row], *, now: dt.datetime) -> int:
         Event._meta.get_field(name).get_db_prep_save(value, connection)  # type: ignore[union-attr]
         for name, value in zip(_SHARED, (0, now, now, now), strict=True)
     ]
-    insert = _insert_each if connection.vendor == "postgresql" else _insert_values
-    with connection.cursor() as cursor:
-        return insert(connection, cursor, prepared, shared)
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            return _insert_values(connection, cursor, prepared, shared)
+    if len(prepared) >= COPY_FROM and can_copy(connection):
+        *columns, unique = _columns()
+        copied = (row + tuple(shared) for row in prepared)
+        written = copy_insert(connection, Event._meta.db_table, columns, unique, copied)
+        if written is not None:
+            return written
+    with server_bound_cursor(connection) as cursor:
+        return _insert_each(connection, cursor, prepared, shared)
+
+
+def _columns() -> list[str]:
+    """The columns written (``_COLUMNS`` then ``_SHARED``), then the unique one."""
+    meta = Event._meta
+    return [meta.get_field(name).column or "" for name in (*_COLUMNS, *_SHARED, "message_id")]  # type: ignore[union-attr]
 
 
 def _names(connection: Any) -> tuple[str, str, str, str]:
     """The quoted table name, its column list (``_COLUMNS`` then ``_SHARED``), the unique
     ``message_id`` column, and one row's placeholders (``payload`` cast on PostgreSQL)."""
     meta, quote = Event._meta, connection.ops.quote_name
-    names = [meta.get_field(name).column for name in (*_COLUMNS, *_SHARED, "message_id")]  # type: ignore[union-attr]
-    *columns, unique = (quote(name or "") for name in names)
+    *columns, unique = (quote(name) for name in _columns())
     payload = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     row = ", ".join(payload if name == "payload" else "%s" for name in (*_COLUMNS, *_SHARED))
     return quote(meta.db_table), ", ".join(columns), unique, f"({row})"
@@ -157,10 +176,9 @@ def _insert_each(
     connection: Any, cursor: Any, rows: list[tuple[Any, ...]], shared: list[Any]
 ) -> int:
     """PostgreSQL: one prepared single-row statement run for every row (``executemany``:
-    psycopg pipelines them in one round trip). Its text is short and the same each time,
-    so psycopg converts it once; a multi-row ``VALUES`` (7,000 placeholders for 500 rows)
-    or an array per column is quoted value by value on the client, with Django's default
-    client-side binding, which cost more than the statement trigger run per row saves."""
+    psycopg pipelines them in one round trip), its parameters bound on the server
+    (``database/cursors.py``): bound on the client, each row was a new statement text to
+    quote in Python and for PostgreSQL to parse and plan."""
     table, columns, unique, values = _names(connection)
     sql = _INSERT.format(table=table, columns=columns, rows=f"VALUES {values}", unique=unique)
     cursor.executemany(sql, [(*row, *shared) for row in rows])
