@@ -3,7 +3,6 @@ and long key lists passed as one parameter."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -63,10 +62,11 @@ def any_of(connection: BaseDatabaseWrapper, keys: list[int]) -> tuple[str, list[
     - SQLite: ``IN (SELECT value FROM json_each(%s))`` with a JSON array.
     - Elsewhere: a plain ``IN`` list.
     """
+    joined = ",".join(map(str, keys))  # integers: as JSON and as array text alike
     if connection.vendor == "postgresql":
-        return "= ANY(%s::bigint[])", ["{" + ",".join(map(str, keys)) + "}"]
+        return "= ANY(%s::bigint[])", ["{" + joined + "}"]
     if connection.vendor == "sqlite":
-        return "IN (SELECT value FROM json_each(%s))", [json.dumps(keys)]
+        return "IN (SELECT value FROM json_each(%s))", [f"[{joined}]"]
     if not keys:
-        return "IS NULL AND 1 = 0", []
+        return "IN (NULL)", []  # never true
     return f"IN ({', '.join(['%s'] * len(keys))})", list(keys)
