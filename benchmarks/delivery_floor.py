@@ -1,31 +1,33 @@
-"""How fast could any PostgreSQL outbox deliver on this machine? Lower bounds for issue 11.
+"""How cheaply could any PostgreSQL outbox deliver on this machine? Bounds for issue 11.
 
-The question: is "four workers ≥ 3x segment-analytics-python's Client" out of reach
-because of how this app claims and settles, or because of what any durable outbox on
-PostgreSQL costs here? Each variant below is a smaller outbox than ours, written with raw
-SQL and none of our Python, sending the same messages through our transport
-(``segment.transport.send`` with stored texts) to the same local Segment-compatible
-server as ``benchmarks/delivery.py``, side by side with the ``Client`` and with our
-dispatcher:
+Is "four workers ≥ 3x segment-analytics-python's Client" out of reach because of how this
+app claims and settles, or because of what a durable outbox on PostgreSQL costs here? Each
+variant below is an outbox written with raw SQL and none of our dispatcher's Python,
+sending the same messages through our transport (``segment.transport.send`` with stored
+texts) to the same local Segment-compatible server as ``benchmarks/delivery.py``, side by
+side with the ``Client`` and with our dispatcher:
 
-- ``ours``: ``benchmarks/delivery.py``'s outbox variant (claims table, settling thread);
-- ``events, locks``: our events table, every index, trigger and search index as migrated,
-  but claimed by row locks held in a transaction across the send (no claim rows): one
-  ``SELECT … FOR UPDATE SKIP LOCKED``, the send, one ``UPDATE`` of status, attempts and
-  ``delivered_at``, commit;
-- ``narrow, locks``: the same on a table holding only what an outbox needs (id, text,
-  status, due time, delivered time; primary key and the partial due index): what a
-  per-event status costs with no event log on the row;
-- ``queue, delete``: a pure queue: ``DELETE … RETURNING`` under the same held
-  transaction, and one row per batch recording the delivery: the least a durable
-  PostgreSQL outbox can write per event (nothing kept per event once delivered).
+- ``ours``: our workers (``Runner.run(until_idle=True)``: claims table, settling thread);
+- ``locks``: our events table as migrated (every index, the search indexes, the count
+  triggers), claimed by row locks held in a transaction across the send instead of claim
+  rows: ``SELECT … FOR UPDATE SKIP LOCKED``, the send, one ``UPDATE``, commit;
+- ``rounds``: our events table, one lease row per round (claims of a connection take
+  turns under an advisory lock, so each one sees the rounds committed before it);
+- ``split``: the event log's row with no index on any column settling changes (so the
+  update is HOT; fillfactor 45 leaves it room), the queue in a narrow due table, locks;
+- ``split-lease``: the same with leases in the due table instead of locks;
+- ``narrow``: an outbox table without the event log (id, text, status, times), locks;
+- ``queue``: a pure queue: ``DELETE … RETURNING``, one row per delivered batch.
 
-Every variant runs the same number of worker processes, interleaved, ``--repeat`` times;
-the table shows medians and the ratio to the ``Client`` with its defaults. Throughput is
-the server's: first worker's start to last worker's end, every event accepted once.
+Every outbox runs ``--workers`` processes, interleaved, ``--repeat`` times; the table
+shows medians: events/s at the server (first worker's start to last worker's end, every
+event accepted once), its ratio to the ``Client`` with its defaults, and CPU per event:
+the sending processes', PostgreSQL's (all its processes, from /proc) and this process's
+(the Segment-compatible server, on threads here).
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/cs_main_bench \\
         python benchmarks/delivery_floor.py [--events 10000] [--repeat 5] [--workers 4]
+        [--only ours,locks,...]
 """
 
 from __future__ import annotations
