@@ -20,9 +20,9 @@ def server_bound_cursor(connection: BaseDatabaseWrapper) -> Any:
     ``DEBUG``, its query log apply) that sends parameters apart from the statement.
 
     Only with psycopg 3 on PostgreSQL; anywhere else, the connection's usual cursor. It
-    runs in the connection's transaction like any other. Statements are prepared only as
-    the connection's ``prepare_threshold`` allows (``OPTIONS["prepare_threshold"] =
-    None`` behind a pooler in transaction mode keeps them unprepared).
+    runs in the connection's transaction like any other. Its statements are prepared only
+    if the database's ``OPTIONS`` set ``prepare_threshold`` (Django's default: never, which
+    keeps poolers in transaction mode working).
     """
     if connection.vendor != "postgresql":
         return connection.cursor()

@@ -32,7 +32,7 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef
 
 from ..models import Event, EventClaim, SegmentConnection
 from ..models.lookups import any_of
@@ -70,14 +70,26 @@ _DUE = ", ".join(f"'{status}'" for status in Event.DUE)
 
 def due_connection_ids(using: str, now: dt.datetime) -> list[uuid.UUID]:
     """Connected connections that have events due at ``now`` and whose delivery is not
-    paused. One probe of the due index per connection, however long the backlog is."""
-    due = Event.objects.using(using).due(now).filter(connection=OuterRef("pk"))
-    ready = SegmentConnection.objects.using(using).filter(
-        Q(delivery_paused_until__isnull=True) | Q(delivery_paused_until__lte=now),
-        Exists(due),
-        connected=True,
+    paused. One probe of the due index per connection, however long the backlog is.
+
+    Raw SQL, like the claim: the runner asks before every lane it starts, and building
+    the same query through the ORM cost about 1.5 ms of CPU each time (a third of a
+    worker's CPU with four workers sharing a backlog)."""
+    db = connections[using]
+    quote = db.ops.quote_name
+    events, sources = quote(Event._meta.db_table), quote(SegmentConnection._meta.db_table)
+    at = db.ops.adapt_datetimefield_value(now)
+    sql = (
+        f"SELECT s.id FROM {sources} s WHERE s.connected = %s "  # noqa: S608  # names only
+        "AND (s.delivery_paused_until IS NULL OR s.delivery_paused_until <= %s) "
+        f"AND EXISTS (SELECT 1 FROM {events} e WHERE e.connection_id = s.id "
+        f"AND e.status IN ({_DUE}) AND e.next_attempt_at <= %s)"
     )
-    return list(ready.order_by().values_list("pk", flat=True))
+    with db.cursor() as cursor:
+        cursor.execute(sql, [True, at, at])
+        keys = cursor.fetchall()
+    to_python = SegmentConnection._meta.pk.to_python
+    return [to_python(key) for (key,) in keys]
 
 
 def claim(

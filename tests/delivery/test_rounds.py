@@ -4,6 +4,7 @@ server, on a fake clock."""
 
 import datetime as dt
 import threading
+import uuid
 
 import pytest
 from django.db import connections as db_connections
@@ -220,17 +221,21 @@ def test_a_refusal_of_the_request_itself_kills_nothing(
 def test_finding_due_connections_is_one_query_and_skips_paused_ones(
     segment_server, connect_to, dispatcher, clock, django_assert_num_queries
 ):
-    ready, paused, idle = (connect_to(segment_server) for _ in range(3))
+    ready, paused, _idle, unplugged = (connect_to(segment_server) for _ in range(4))
     enqueue(ready, range(50))
     enqueue(paused, range(50, 60))
+    enqueue(unplugged, range(60, 70))
     SegmentConnection.objects.filter(pk=paused.pk).update(
         delivery_paused_until=clock() + dt.timedelta(seconds=1)
     )
+    SegmentConnection.objects.filter(pk=unplugged.pk).update(connected=False)
     with django_assert_num_queries(1):
         assert dispatcher.due_connections() == [ready.pk]
     clock.advance(1)
     assert sorted(dispatcher.due_connections()) == sorted([ready.pk, paused.pk])
-    assert idle.pk not in dispatcher.due_connections()
+    assert all(isinstance(key, uuid.UUID) for key in dispatcher.due_connections())
+    Event.objects.filter(connection=ready).update(next_attempt_at=clock() + dt.timedelta(hours=1))
+    assert dispatcher.due_connections() == [paused.pk]  # idle and unplugged never
 
 
 def test_a_failing_signal_receiver_changes_nothing(
