@@ -190,6 +190,17 @@ def outbox_child(alias, inline, trace, barrier, results):
     results.put(_measured(work, trace))
 
 
+def run_children(context, target, args, workers, results) -> list:
+    """Start ``workers`` processes of ``target(*args)``; what each put in ``results``."""
+    children = [context.Process(target=target, args=args) for _ in range(workers)]
+    for child in children:
+        child.start()
+    measured = [results.get(timeout=600) for _ in children]
+    for child in children:
+        child.join()
+    return measured
+
+
 def run_variant(variant, server, payloads, trace=False, prepared=False):
     """One measured run: (events per second, peak traced bytes, CPU seconds of the
     measured processes). ``prepared``: the outbox's events are written already."""
@@ -204,12 +215,7 @@ def run_variant(variant, server, payloads, trace=False, prepared=False):
         if not prepared:
             prepare(DATABASES[db], server.url, payloads)
         target, args = outbox_child, (DATABASES[db], how == ["inline"], trace, barrier, results)
-    children = [context.Process(target=target, args=args) for _ in range(workers)]
-    for child in children:
-        child.start()
-    measured = [results.get(timeout=600) for _ in children]
-    for child in children:
-        child.join()
+    measured = run_children(context, target, args, workers, results)
     delivered = len(server.accepted_ids) - before
     assert delivered == len(payloads), f"{variant}: {delivered} of {len(payloads)} delivered"
     if kind == "outbox":

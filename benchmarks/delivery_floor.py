@@ -291,15 +291,8 @@ def run_floor(table, workers, server, payloads) -> tuple[float, float]:
     before = len(server.accepted_ids)
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(workers), context.Queue()
-    children = [
-        context.Process(target=floor_child, args=(table, server.url, barrier, results))
-        for _ in range(workers)
-    ]
-    for child in children:
-        child.start()
-    measured = [results.get(timeout=600) for _ in children]
-    for child in children:
-        child.join()
+    args = (table, server.url, barrier, results)
+    measured = delivery.run_children(context, floor_child, args, workers, results)
     delivered = len(server.accepted_ids) - before
     assert delivered == len(payloads), f"{table}: {delivered} of {len(payloads)} delivered"
     elapsed = max(end for _, end, _ in measured) - min(start for start, _, _ in measured)
