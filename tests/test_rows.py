@@ -1,7 +1,7 @@
 """Events written with one statement per chunk (delivery/rows.py, outbox.enqueue_rows)."""
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from configcat_segment.database import counts, staging
@@ -153,6 +153,8 @@ def test_without_leave_to_make_temporary_tables_rows_are_written_one_statement_e
             cursor.execute(
                 f"GRANT TEMPORARY ON DATABASE {connection.settings_dict['NAME']} TO PUBLIC"
             )
+            cursor.execute("DROP OWNED BY cs_test_no_temp")
+            cursor.execute("DROP ROLE cs_test_no_temp")
         connection.close()
     assert Event.objects.count() == 120
 
@@ -160,3 +162,17 @@ def test_without_leave_to_make_temporary_tables_rows_are_written_one_statement_e
 def counts_of(segment_connection):
     summed = EventCount.objects.summed(["status"], connection_id=segment_connection.pk)
     return {status: n for (status,), n in summed.items() if n}
+
+
+@pytest.mark.postgres
+def test_a_copy_that_fails_raises_django_s_error_and_leaves_the_transaction_usable(
+    segment_connection,
+):
+    good = [build_row(segment_connection.pk, message(n)) for n in range(60)]
+    bad = [*good[:30], good[30]._replace(text="{not json"), *good[31:]]
+    with transaction.atomic():
+        with pytest.raises(DatabaseError):  # Django's, as from any other statement
+            insert_rows(bad, now=timezone.now())
+        assert insert_rows(good, now=timezone.now()) == 60  # the savepoint went, not this
+    assert Event.objects.count() == 60
+    assert connection.alias not in staging._refused

@@ -17,7 +17,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 def server_bound_cursor(connection: BaseDatabaseWrapper) -> Any:
     """A cursor of ``connection`` (Django's wrapper: its execute wrappers and, with
-    ``DEBUG``, its query log apply) that sends parameters apart from the statement.
+    ``DEBUG``, its query log apply) that sends parameters apart from the statement. For
+    writes: it reads timestamps without the connection's time zone loader.
 
     Only with psycopg 3 on PostgreSQL; anywhere else, the connection's usual cursor. It
     runs in the connection's transaction like any other. Its statements are prepared only
@@ -31,6 +32,10 @@ def server_bound_cursor(connection: BaseDatabaseWrapper) -> Any:
     server_binding = getattr(base, "ServerBindingCursor", None)
     if not getattr(base, "is_psycopg3", False) or server_binding is None:
         return connection.cursor()  # psycopg2 binds on the client in any case
+    # What connection.cursor() does first: replace a connection that failed its health
+    # check, refuse a connection of another thread, connect.
+    connection.close_if_health_check_failed()
+    connection.validate_thread_sharing()
     connection.ensure_connection()
     cursor = server_binding(connection.connection)
     if connection.queries_logged:

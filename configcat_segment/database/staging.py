@@ -49,35 +49,44 @@ def copy_insert(
     table could be made (nothing written). Names are the database's, unquoted.
 
     Runs in a transaction of its own, or a savepoint of the caller's. Rows are inserted
-    in the order given.
+    in the order given (each is staged with its place, and read back in that order).
     """
     quote = connection.ops.quote_name
-    stage, target, key = quote(f"{table}_stage"), quote(table), quote(unique)
+    # In the session's own schema by name: never a same-named table on the search_path.
+    stage, target, key = f"pg_temp.{quote(table + '_stage')}", quote(table), quote(unique)
     names = ", ".join(quote(column) for column in columns)
+    creating = True
     try:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             # IF NOT EXISTS rather than a memory of having made it: behind a pooler, the
             # session may not be the one that made it.
             cursor.execute(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT {names} FROM {target} WITH NO DATA"  # quoted names only, as below
+                f"SELECT {names}, 0 AS place FROM {target} WITH NO DATA"  # quoted names only
             )
-            with cursor.cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            creating = False
+            # Through Django's wrapper: its errors, and with DEBUG its query log.
+            with (
+                connection.wrap_database_errors,
+                cursor.copy(f"COPY {stage} ({names}, place) FROM STDIN") as copy,
+            ):
+                for place, row in enumerate(rows):
+                    copy.write_row((*row, place))
             # Emptied as it is read: a second call in the same transaction starts afresh.
             cursor.execute(
-                f"WITH staged AS (DELETE FROM {stage} RETURNING {names}) "  # noqa: S608
-                f"INSERT INTO {target} ({names}) SELECT {names} FROM staged "
+                f"WITH staged AS (DELETE FROM {stage} RETURNING {names}, place) "  # noqa: S608
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM staged ORDER BY place "
                 f"ON CONFLICT ({key}) DO NOTHING"
             )
             written: int = cursor.rowcount
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+        if not creating or getattr(exc.__cause__, "sqlstate", None) not in _CANNOT_STAGE:
             raise
-        _refused.add(connection.alias)  # TEMPORARY not granted to this user
+        _refused.add(connection.alias)
         return None
     return written
 
 
-_INSUFFICIENT_PRIVILEGE = "42501"
+# Why a staging table could not be made: TEMPORARY not granted to the user (42501), or a
+# PostgreSQL-compatible server without temporary tables (0A000, feature not supported).
+_CANNOT_STAGE = {"42501", "0A000"}

@@ -1,4 +1,4 @@
-"""Writing events with prepared statements, without the ORM's per-row work.
+"""Writing events in bulk statements, without the ORM's per-row work.
 
 :func:`build_row` turns a message into what its ``Event`` row holds, the message already
 its final JSON text (:func:`~..segment.wire.encode_message`); :func:`insert_rows` writes
@@ -175,7 +175,7 @@ def _insert_values(
 def _insert_each(
     connection: Any, cursor: Any, rows: list[tuple[Any, ...]], shared: list[Any]
 ) -> int:
-    """PostgreSQL: one prepared single-row statement run for every row (``executemany``:
+    """PostgreSQL: one single-row statement run for every row (``executemany``:
     psycopg pipelines them in one round trip), its parameters bound on the server
     (``database/cursors.py``): bound on the client, each row was a new statement text to
     quote in Python and for PostgreSQL to parse and plan."""

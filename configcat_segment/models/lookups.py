@@ -47,8 +47,11 @@ class AnyOf(Lookup):  # type: ignore[type-arg]  # generic only in the stubs
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, list[Any]]:
         lhs, params = self.process_lhs(compiler, connection)
-        sql, keys = any_of(connection, [int(key) for key in self.rhs])
-        return f"{lhs} {sql}", [*params, *keys]
+        keys = [int(key) for key in self.rhs]
+        if not keys and connection.vendor not in ("postgresql", "sqlite"):
+            return "1 = 0", list(params)  # no IN () elsewhere; and negated, always true
+        sql, values = any_of(connection, keys)
+        return f"{lhs} {sql}", [*params, *values]
 
 
 def any_of(connection: BaseDatabaseWrapper, keys: list[int]) -> tuple[str, list[Any]]:
@@ -67,6 +70,4 @@ def any_of(connection: BaseDatabaseWrapper, keys: list[int]) -> tuple[str, list[
         return "= ANY(%s::bigint[])", ["{" + joined + "}"]
     if connection.vendor == "sqlite":
         return "IN (SELECT value FROM json_each(%s))", [f"[{joined}]"]
-    if not keys:
-        return "IN (NULL)", []  # never true
     return f"IN ({', '.join(['%s'] * len(keys))})", list(keys)
