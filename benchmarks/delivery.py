@@ -131,22 +131,27 @@ def _measured(work, trace: bool):
     return start, end, peak, time.process_time() - cpu
 
 
+def process_cpu(stat: str, *, children: bool = False) -> float:
+    """CPU seconds (user + system; with ``children``, its reaped children's too) from the
+    text of a ``/proc/<pid>/stat``."""
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name
+    ticks = sum(map(int, fields[11 : 15 if children else 13]))  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_cpu() -> float:
     """CPU seconds used so far by every PostgreSQL server process on this machine, from
     /proc, the backends that have exited included (the postmaster's reaped children);
     0.0 where there is no /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # gone meanwhile
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
-        if name.startswith("postgres"):
-            fields = rest.split()
-            total += sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime
-    return total / ticks
+        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+            total += process_cpu(stat, children=True)
+    return total
 
 
 def client_child(endpoint, payloads, upload_size, trace, barrier, results):

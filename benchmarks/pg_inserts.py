@@ -22,7 +22,6 @@ interleaved, medians printed.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -34,7 +33,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
-from benchmarks.delivery import DATABASES, WRITE_KEY, SwitchRouter, make_messages
+from benchmarks.delivery import DATABASES, WRITE_KEY, SwitchRouter, make_messages, process_cpu
 from configcat_segment.delivery import rows as rows_module
 from configcat_segment.models import Event, SegmentConnection
 
@@ -47,9 +46,7 @@ def backend_cpu() -> float:
     with connections[ALIAS].cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu(Path(f"/proc/{pid}/stat").read_text())
 
 
 def client_bound(connection):

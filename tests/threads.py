@@ -49,3 +49,15 @@ def run_together(
     if errors:
         raise errors[0]
     return [results[n] for n in range(len(calls))]
+
+
+def assert_fork_waits_until(guard: Any, release: Callable[[], None]) -> None:
+    """``guard.before_fork()`` (a ``ForkGuard``'s, on a thread) is still waiting until
+    ``release()`` is called, and returns after it; the caller ends the fork."""
+    forking = threading.Thread(target=guard.before_fork, args=(SAFETY_SECONDS,))
+    forking.start()
+    forking.join(0.05)
+    assert forking.is_alive()
+    release()
+    forking.join(SAFETY_SECONDS)
+    assert not forking.is_alive()

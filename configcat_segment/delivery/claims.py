@@ -66,6 +66,8 @@ def bookkeeping(using: str) -> Iterator[None]:
 
 # The statuses of the partial "due" index, written into the SQL (see models.lookups).
 _DUE = ", ".join(f"'{status}'" for status in Event.DUE)
+# An event ``e`` due at the time given as the parameter (the partial "due" index's rows).
+_IS_DUE = f"e.status IN ({_DUE}) AND e.next_attempt_at <= %s"
 
 
 def due_connection_ids(using: str, now: dt.datetime) -> list[uuid.UUID]:
@@ -83,7 +85,7 @@ def due_connection_ids(using: str, now: dt.datetime) -> list[uuid.UUID]:
         f"SELECT s.id FROM {sources} s WHERE s.connected = %s "  # noqa: S608  # names only
         "AND (s.delivery_paused_until IS NULL OR s.delivery_paused_until <= %s) "
         f"AND EXISTS (SELECT 1 FROM {events} e WHERE e.connection_id = s.id "
-        f"AND e.status IN ({_DUE}) AND e.next_attempt_at <= %s)"
+        f"AND {_IS_DUE})"
     )
     with db.cursor() as cursor:
         cursor.execute(sql, [True, at, at])
@@ -131,7 +133,7 @@ def _due(events: str, claims: str, columns: str) -> str:
     # Only quoted names and the statuses are written into the SQL; values are parameters.
     return (
         f"SELECT {columns} FROM {events} e WHERE e.connection_id = %s "  # noqa: S608
-        f"AND e.status IN ({_DUE}) AND e.next_attempt_at <= %s AND NOT EXISTS ("
+        f"AND {_IS_DUE} AND NOT EXISTS ("
         f"SELECT 1 FROM {claims} c WHERE c.event_id = e.id AND c.lease_until > %s) "
         "ORDER BY e.next_attempt_at LIMIT %s"
     )

@@ -13,6 +13,7 @@ from configcat_segment.delivery.forkguard import ForkGuard
 from configcat_segment.delivery.runner import Runner
 from configcat_segment.models import Event
 
+from ..threads import assert_fork_waits_until
 from .conftest import enqueue, statuses, track
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -186,13 +187,7 @@ def test_the_fork_guard_waits_for_database_users_and_holds_new_ones():
     first = threading.Thread(target=user)
     first.start()
     assert inside.wait(SAFETY)
-    forking = threading.Thread(target=guard.before_fork, args=(SAFETY,))
-    forking.start()
-    forking.join(0.05)
-    assert forking.is_alive()  # waits while a thread is inside the database
-    leave.set()
-    forking.join(SAFETY)
-    assert not forking.is_alive()
+    assert_fork_waits_until(guard, leave.set)  # waits while a thread is inside the database
 
     def latecomer():
         with guard.database():

@@ -17,6 +17,7 @@ from configcat_segment.delivery.runner import Runner
 from configcat_segment.delivery.settler import Settler
 from configcat_segment.models import Event, EventClaim
 
+from ..threads import assert_fork_waits_until
 from .conftest import SAFETY_SECONDS, enqueue, statuses
 
 # Threads see only what is committed.
@@ -82,13 +83,7 @@ def test_a_fork_waits_for_the_settlement_in_hand():
     may_end = threading.Event()
     with guard.database():  # the lane, delivering
         settler.submit(lambda: may_end.wait(SAFETY_SECONDS))
-    forking = threading.Thread(target=guard.before_fork, args=(SAFETY_SECONDS,))
-    forking.start()
-    forking.join(0.05)
-    assert forking.is_alive()  # the settlement holds a share of the guard
-    may_end.set()
-    forking.join(SAFETY_SECONDS)
-    assert not forking.is_alive()
+    assert_fork_waits_until(guard, may_end.set)  # the settlement holds a share of the guard
     guard.after_fork_in_parent()
     settler.close()
 
